@@ -1,0 +1,44 @@
+# Diffusion Model Feast — every target sets up .venv itself on first use.
+#   make serve   serve the site on http://127.0.0.1:8000 (offline once installed)
+#   make test    run the whole test suite (snippets, notebooks, strict build, browser test)
+#   make build   build the static site into site/ with `mkdocs build --strict`
+#   make bench   run the full benchmarks (slow, minutes to hours); make bench-fast for a smoke run
+
+PYTHON ?= python3.11
+export NO_MKDOCS_2_WARNING := 1
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.requirements-installed
+
+.PHONY: serve build test bench bench-fast figures browser clean
+
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python 3.11 is required; set PYTHON=...)" >&2; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# Headless Chromium for the browser test (Debian packages; needs root or sudo on a fresh machine).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser test..."; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
+
+serve: $(STAMP)
+	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+
+build: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
+test: $(STAMP) browser
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+bench-fast: $(STAMP)
+	$(PY) -m benchmarks --fast
+
+clean:
+	rm -rf site .pytest_cache
