@@ -7,10 +7,13 @@
   fetch the module with its imports and helpers in one click.
 * Notebook pages rendered by mkdocs-jupyter carry nbconvert's ``<script>`` tags for MathJax 2 and
   mermaid from a CDN; they are removed here (the site's own MathJax typesets notebook Markdown).
+  The JupyterLab theme CSS that nbconvert inlines into each notebook page is written once to
+  ``site/assets/stylesheets/jupyter-<hash>.css`` and linked instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 import shutil
@@ -21,28 +24,50 @@ import mathjax  # the ``mathjax`` package installed by django-static-mathjax
 MATHJAX_SRC = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
 # The combined TeX-input/CHTML-output component, plus what it may load on demand:
 # web fonts, TeX extensions (autoload) and the accessibility/menu parts.
-MATHJAX_PARTS = ["tex-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions", "a11y", "ui", "adaptors"]
+# The speech-rule-engine maps (English, Nemeth braille, shared base) let the accessibility explorer
+# of MathJax's right-click menu work offline too; MathJax looks for them at [mathjax]/sre/mathmaps.
+MATHJAX_PARTS = [
+    "tex-chtml.js",
+    "output/chtml/fonts/woff-v2",
+    "input/tex/extensions",
+    "input/mml.js",  # the accessibility explorer re-parses the MathML output
+    "a11y",
+    "ui",
+    "adaptors",
+    "sre/mathmaps/base.json",
+    "sre/mathmaps/en.json",
+    "sre/mathmaps/nemeth.json",
+]
 SNIPPETS_DIR = Path(__file__).resolve().parent.parent / "snippets"
 
 _TITLE = re.compile(r'<span class="filename">(snippets/[\w/]+\.py)</span>')
 _THIRD_PARTY_SCRIPT = re.compile(
-    r'<script[^>]*\bsrc="https?://[^"]*(?:mathjax|mermaid|require)[^"]*"[^>]*>\s*</script>\s*', re.I
+    r'<script[^>]*\bsrc="https?://[^"]*(?:mathjax|mermaid|require)[^"]*"[^>]*>\s*</script>\s*', re.IGNORECASE
 )
-_NBCONVERT_MATHJAX_CONFIG = re.compile(
-    r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S
-)
+_NBCONVERT_MATHJAX_CONFIG = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL)
+# nbconvert's lab template loads mermaid with a dynamic import() from cdnjs inside a module script
+# (`import mermaid from ...` in older templates).
 _MERMAID_MODULE = re.compile(
-    r'<script type="module">\s*import mermaid from [^<]*</script>', re.S
+    r'<script type="module">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*?</script>\s*', re.DOTALL
 )
+# The JupyterLab theme that nbconvert inlines into every notebook page (~570 kB): served once instead.
+_BIG_INLINE_STYLE = re.compile(
+    r'<style type="text/css">\s*(@charset "UTF-8";\s*\.jupyter-wrapper\{.*?)</style>', re.DOTALL
+)
+
+
+def _page_dir(page) -> str:
+    """The folder of a page's URL, relative to the site root ('.' for the home page)."""
+    url = page.url
+    return (url.rstrip("/") if url.endswith("/") else posixpath.dirname(url)) or "."
 
 
 def on_page_content(html, page, config, files):
     """Turn each ``snippets/x.py`` code-block title into a link to the whole module."""
-    page_dir = posixpath.dirname(page.url.rstrip("/")) if not page.url.endswith("/") else page.url.rstrip("/")
 
     def link(match: re.Match) -> str:
         path = match.group(1)
-        href = posixpath.relpath(path, page_dir or ".")
+        href = posixpath.relpath(path, _page_dir(page))
         return (
             f'<span class="filename"><a class="snippet-source" href="{href}" '
             f'title="Download the whole module">{path}</a></span>'
@@ -52,12 +77,23 @@ def on_page_content(html, page, config, files):
 
 
 def on_post_page(output, page, config):
-    """Strip the CDN scripts that nbconvert's template puts into notebook pages."""
-    if page.file.src_uri.endswith(".ipynb"):
-        output = _NBCONVERT_MATHJAX_CONFIG.sub("", output)
-        output = _THIRD_PARTY_SCRIPT.sub("", output)
-        output = _MERMAID_MODULE.sub("", output)
-    return output
+    """Strip the CDN scripts that nbconvert's template puts into notebook pages; share its CSS."""
+    if not page.file.src_uri.endswith(".ipynb"):
+        return output
+    output = _NBCONVERT_MATHJAX_CONFIG.sub("", output)
+    output = _THIRD_PARTY_SCRIPT.sub("", output)
+    output = _MERMAID_MODULE.sub("", output)
+
+    def shared_stylesheet(match: re.Match) -> str:
+        css = match.group(1)
+        name = f"assets/stylesheets/jupyter-{hashlib.sha256(css.encode()).hexdigest()[:10]}.css"
+        target = Path(config["site_dir"]) / name
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(css, encoding="utf-8")
+        return f'<link rel="stylesheet" href="{posixpath.relpath(name, _page_dir(page))}">'
+
+    return _BIG_INLINE_STYLE.sub(shared_stylesheet, output)
 
 
 def on_post_build(config):
@@ -74,5 +110,7 @@ def on_post_build(config):
 
     out = site / "snippets"
     out.mkdir(parents=True, exist_ok=True)
-    for module in sorted(SNIPPETS_DIR.glob("*.py")):
-        shutil.copy2(module, out / module.name)
+    for module in sorted(SNIPPETS_DIR.rglob("*.py")):
+        target = out / module.relative_to(SNIPPETS_DIR)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(module, target)

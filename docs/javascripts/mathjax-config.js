@@ -11,16 +11,28 @@ window.MathJax = {
     tags: "ams",
   },
   options: {
-    ignoreHtmlClass: ".*|",
-    processHtmlClass: "arithmatex|jp-MarkdownOutput|jp-RenderedMarkdown",
+    // Typeset only inside the classes below. Everything on a Material page sits under an element
+    // with an `md-*` class, so ignoring those ignores the page; a processed element typesets its
+    // whole subtree (a notebook cell's <p>, <li>, ...). Material's usual ".*|" would also ignore
+    // those class-less children and leave notebook Markdown untypeset.
+    ignoreHtmlClass: "md-[\\w-]+",
+    processHtmlClass: "arithmatex|jp-RenderedMarkdown|jp-MarkdownOutput",
   },
 };
 
-// Material's instant navigation swaps page content without a reload: typeset again each time.
+// Material's instant navigation swaps page content without a reload: typeset the new content.
+// Skip the first emission: MathJax's start-up typesets the first page itself, and clearing the
+// output cache after that would drop the CSS of every glyph already shown (invisible math).
+let initialPage = true;
 document$.subscribe(() => {
-  if (!window.MathJax.typesetPromise) return; // first load: MathJax typesets on its own start-up
-  MathJax.startup.output.clearCache();
-  MathJax.typesetClear();
-  MathJax.texReset();
-  MathJax.typesetPromise();
+  if (initialPage) {
+    initialPage = false;
+    return;
+  }
+  MathJax.startup.promise = MathJax.startup.promise.then(() => {
+    MathJax.startup.output.clearCache();
+    MathJax.typesetClear();
+    MathJax.texReset();
+    return MathJax.typesetPromise();
+  });
 });
