@@ -1,0 +1,329 @@
+"""Make the figures of the paper-reading pages (docs/papers/) from the code in snippets/.
+
+    .venv/bin/python docs/figures/make_paper_figures.py            # every figure
+    .venv/bin/python docs/figures/make_paper_figures.py edm flow   # only those whose name starts so
+    .venv/bin/python docs/figures/make_paper_figures.py --fast     # tiny settings, written to a temp dir
+
+Analytic figures (EDM, flow paths, guidance on a 1-D mixture, schedules) take seconds. The
+digit figures train small models with the project's UNet on the bundled digits; they take several
+minutes on a 2-core CPU (times are printed). Output: small PNGs in docs/figures/papers/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "docs" / "figures" / "papers"
+
+from snippets import edm, flow_matching, guidance  # noqa: E402
+
+plt.rcParams.update({"figure.dpi": 100, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+
+
+def _save(fig, name):
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.png"
+    fig.savefig(path, bbox_inches="tight", dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# A 1-D Gaussian mixture whose exact denoiser is known in closed form: every sampler below is run
+# with the *exact* model, so the figures show what the samplers do, not how well a net learned.
+# ---------------------------------------------------------------------------------------------
+MEANS = torch.tensor([-1.0, 0.3, 1.1], dtype=torch.float64)
+STD = 0.12
+WEIGHTS = torch.tensor([0.3, 0.3, 0.4], dtype=torch.float64)
+
+
+def mixture_denoiser(x, sigma, class_labels=None):
+    """E[x0 | x0 + sigma * n = x] for the mixture; class_labels = k conditions on component k (3 = none)."""
+    shape = x.shape
+    x = x.reshape(-1, 1).double()
+    s = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1, 1).expand(x.shape[0], 1)
+    var = STD**2 + s**2
+    # per-component posterior mean, then the component responsibilities
+    post = MEANS + STD**2 / var * (x - MEANS)
+    logits = WEIGHTS.log() - 0.5 * (x - MEANS) ** 2 / var
+    if class_labels is not None:
+        keep = torch.nn.functional.one_hot(class_labels.clamp(max=2), 3).bool() | (class_labels == 3)[:, None]
+        logits = logits.masked_fill(~keep, -math.inf)
+    return (torch.softmax(logits, dim=1) * post).sum(1).reshape(shape).to(torch.float32)
+
+
+def mixture_density(xs):
+    return sum(w * torch.exp(-0.5 * ((xs - m) / STD) ** 2) / (STD * math.sqrt(2 * math.pi)) for m, w in zip(MEANS, WEIGHTS))
+
+
+def mixture_velocity(x, timestep):
+    """Exact flow-matching velocity (diffusers convention) of the mixture: v = (x - E[x0 | x_t]) / t."""
+    t = (timestep / 1000).reshape(-1, *([1] * (x.ndim - 1))).clamp(1e-6, 1 - 1e-6)
+    x0_hat = mixture_denoiser(x / (1 - t), (t / (1 - t)).flatten())
+    return (x - x0_hat) / t
+
+
+# ---------------------------------------------------------------------------------------------
+def fig_edm_preconditioning(fast):
+    sigma = torch.logspace(-3, 2, 200)
+    c_skip, c_out, c_in, c_noise = edm.edm_preconditioning(sigma, sigma_data=0.5)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.8))
+    for y, name in [(c_skip, r"$c_\mathrm{skip}$"), (c_out, r"$c_\mathrm{out}$"), (c_in, r"$c_\mathrm{in}$")]:
+        a.plot(sigma, y, label=name)
+    a.set(xscale="log", xlabel=r"$\sigma$", title=r"EDM preconditioning, $\sigma_\mathrm{data}=0.5$")
+    a.legend()
+    for rho in (1.0, 3.0, 7.0):
+        s = edm.karras_sigmas(18, rho=rho)[:-1]
+        b.plot(range(18), s, "o-", ms=3, label=rf"$\rho={rho:g}$")
+    b.set(yscale="log", xlabel="step $i$", ylabel=r"$\sigma_i$", title="Eq. 5 time steps, N = 18")
+    b.legend()
+    _save(fig, "edm_preconditioning")
+
+
+def fig_edm_sampler(fast):
+    n_samples = 2000 if fast else 20000
+    noise = torch.randn(n_samples, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    reference = edm.edm_sample(mixture_denoiser, noise, edm.karras_sigmas(50 if fast else 400))
+    xs = torch.linspace(-1.8, 1.8, 400, dtype=torch.float64)
+    runs = [("Euler", 11, False), ("Heun", 6, True), ("Euler", 35, False), ("Heun", 18, True)]
+    fig, axes = plt.subplots(1, len(runs), figsize=(11, 2.6), sharey=True)
+    for ax, (name, n, heun) in zip(axes, runs):
+        x = edm.edm_sample(mixture_denoiser, noise, edm.karras_sigmas(n), second_order=heun)
+        nfe = 2 * n - 1 if heun else n
+        err = (x - reference).abs().mean().item()
+        ax.hist(x.flatten().numpy(), bins=120, range=(-1.8, 1.8), density=True, color="tab:purple", alpha=0.7)
+        ax.plot(xs, mixture_density(xs), "k", lw=1)
+        ax.set(title=f"{name}, N={n}, {nfe} NFE\nerror {err:.3f}", xlabel="$x$")
+    _save(fig, "edm_sampler")
+
+
+def fig_flow_paths(fast):
+    g = torch.Generator().manual_seed(0)
+    k = torch.multinomial(WEIGHTS.float(), 14, replacement=True, generator=g)
+    data = (MEANS[k].float() + STD * torch.randn(14, generator=g)).reshape(-1, 1, 1, 1)
+    noise = torch.randn(14, 1, 1, 1, generator=g)
+    ts = torch.linspace(0, 1, 50)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8.5, 3), sharey=True)
+    for i in range(14):
+        path = [flow_matching.flow_path(data[i:i + 1], noise[i:i + 1], t.reshape(1)).item() for t in ts]
+        a.plot(ts, path, color="tab:purple", lw=0.8)
+    a.set(title="conditional paths (training pairs)", xlabel="$t$  (diffusers: 1 = noise)", ylabel="$x_t$")
+    start = torch.linspace(-2.2, 2.2, 25).reshape(-1, 1, 1, 1)
+    traj = [start] + list(flow_matching.flow_sample_progressive(mixture_velocity, start, 60))
+    sig, _ = flow_matching.flow_match_sigmas(60)
+    b.plot(sig, torch.stack([x.flatten() for x in traj]), color="tab:orange", lw=0.8)
+    b.set(title="marginal ODE, exact velocity, Euler", xlabel="$t$")
+    for ax in (a, b):
+        ax.invert_xaxis()
+        top = ax.secondary_xaxis("top", functions=(lambda t: 1 - t, lambda t: 1 - t))
+        top.set_xlabel("paper time (Lipman, Liu: 1 = data)")
+    _save(fig, "flow_paths")
+
+
+def fig_cfg_toy(fast):
+    n = 2000 if fast else 20000
+    noise = torch.randn(n, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    labels = torch.full((n,), 1)  # the middle component, squeezed between the other two
+    xs = torch.linspace(-1.8, 1.8, 400, dtype=torch.float64)
+    scales = [0.0, 1.0, 3.0, 7.0]
+    fig, axes = plt.subplots(1, len(scales), figsize=(10, 2.4), sharey=True)
+    for ax, s in zip(axes, scales):
+        guided = guidance.cfg_model(mixture_denoiser, labels, s, null_label=3)
+        x = edm.edm_sample(guided, noise, edm.karras_sigmas(32))
+        ax.hist(x.flatten().numpy(), bins=120, range=(-1.8, 1.8), density=True, color="tab:green", alpha=0.7)
+        ax.plot(xs, torch.exp(-0.5 * ((xs - MEANS[1]) / STD) ** 2) / (STD * math.sqrt(2 * math.pi)),
+                "k", lw=0.8, label="class 1")
+        ax.plot(xs, mixture_density(xs), "k:", lw=0.8, label="all classes")
+        ax.set(title=f"$s = {s:g}$  ($w = {s - 1:g}$)", xlabel="$x$", ylim=(0, 8))
+    axes[0].legend(loc="upper left", frameon=False)
+    _save(fig, "cfg_toy")
+
+
+def fig_flow_digits(fast):
+    """Train a flow-matching UNet on the digits (6-9 min on 2 cores), then sample with Euler."""
+    from snippets.data import load_digits
+    from snippets.unet import DIGITS_CONFIG, UNet
+
+    torch.manual_seed(0)
+    images, _ = load_digits("train")
+    config = dict(DIGITS_CONFIG, channels=(32, 64), attention_levels=(), mid_attention=False)
+    model = UNet(**config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    steps = 20 if fast else 1500
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    g = torch.Generator().manual_seed(0)
+    t0 = time.time()
+    for step in range(steps):
+        batch = images[torch.randint(0, len(images), (64,), generator=g)]
+        loss = flow_matching.flow_matching_loss(model, batch, generator=g)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if step % 250 == 0 or step == steps - 1:
+            print(f"  step {step}: loss {loss.item():.4f} ({time.time() - t0:.0f} s)")
+    model.eval()
+    noise = torch.randn(10, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    step_counts = [1, 2, 4, 8, 16, 32]
+    fig, axes = plt.subplots(len(step_counts), 1, figsize=(6, 0.75 * len(step_counts)))
+    with torch.no_grad():
+        for ax, n in zip(axes, step_counts):
+            x = flow_matching.flow_sample(model, noise, n).clamp(-1, 1)
+            ax.imshow(torch.cat(list(x[:, 0]), dim=1).numpy(), cmap="gray_r", vmin=-1, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_ylabel(f"{n} step{'s' * (n > 1)}", rotation=0, ha="right", va="center")
+    fig.suptitle(f"flow matching on the digits: same noise, Euler ({steps} training steps)", fontsize=9)
+    _save(fig, "flow_digits")
+
+
+def fig_schedules(fast):
+    """Improved DDPM Fig. 5 and the notation page: alpha_bar and log-SNR of the named schedules."""
+    from snippets.schedules import NoiseSchedule, snr
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.8))
+    for name in ("linear", "cosine", "scaled_linear", "sigmoid"):
+        kwargs = dict(beta_start=0.00085, beta_end=0.012) if name == "scaled_linear" else {}
+        alpha_bar = NoiseSchedule.from_name(name, **kwargs).alpha_bar
+        t = torch.arange(len(alpha_bar)) / len(alpha_bar)
+        a.plot(t, alpha_bar, label=name)
+        b.plot(t, snr(alpha_bar).log(), label=name)
+    a.set(xlabel="$t / T$", ylabel=r"$\bar\alpha_t$", title=r"$\bar\alpha_t$ (T = 1000)")
+    b.set(xlabel="$t / T$", ylabel=r"$\lambda_t = \log \mathrm{SNR}$", title="log signal-to-noise ratio")
+    a.legend(frameon=False)
+    _save(fig, "schedules")
+
+
+def fig_ddpm_forward(fast):
+    """A digit noised with q_sample at several t, linear vs cosine schedule."""
+    from snippets.data import load_digits
+    from snippets.forward import q_sample
+    from snippets.schedules import NoiseSchedule
+
+    x0 = load_digits("train")[0][:1]
+    ts = [0, 50, 100, 250, 500, 750, 999]
+    noise = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    fig, axes = plt.subplots(2, len(ts), figsize=(7, 2.3))
+    for row, name in enumerate(("linear", "cosine")):
+        alpha_bar = NoiseSchedule.from_name(name).alpha_bar
+        for col, t in enumerate(ts):
+            x_t = q_sample(x0, torch.tensor([t]), alpha_bar, noise=noise)
+            axes[row, col].imshow(x_t[0, 0], cmap="gray_r", vmin=-2, vmax=2)
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+            axes[0, col].set_title(f"t = {t}")
+        axes[row, 0].set_ylabel(name)
+    _save(fig, "ddpm_forward")
+
+
+def _mixture_eps_model(alpha_bar):
+    """The exact epsilon-prediction of the 1-D mixture for a DDPM schedule: eps = (x_t - sqrt(ab) E[x0|x_t]) / sqrt(1 - ab)."""
+
+    def model(x_t, t):
+        ab = alpha_bar[t.long()].reshape(-1, *([1] * (x_t.ndim - 1)))
+        x0_hat = mixture_denoiser(x_t / ab.sqrt(), ((1 - ab) / ab).sqrt().flatten())
+        return (x_t - ab.sqrt() * x0_hat) / (1 - ab).sqrt()
+
+    return model
+
+
+def fig_samplers(fast):
+    """DDPM vs DDIM on the 1-D mixture, exact model: all the error is the sampler's."""
+    from snippets.sampling import SAMPLERS
+    from snippets.schedules import NoiseSchedule
+
+    schedule = NoiseSchedule.from_name("linear")
+    model = _mixture_eps_model(schedule.alpha_bar)
+    n = 2000 if fast else 20000
+    x_T = torch.randn(n, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    xs = torch.linspace(-1.8, 1.8, 400, dtype=torch.float64)
+    runs = [("ddpm", 1000), ("ddpm", 20), ("ddim", 20), ("ddim", 5)]
+    fig, axes = plt.subplots(1, len(runs), figsize=(11, 2.4), sharey=True)
+    for ax, (name, steps) in zip(axes, runs):
+        # no clipping of x0_hat: the mixture reaches beyond [-1, 1]
+        x = SAMPLERS[name](model, x_T, schedule, 100 if fast and steps == 1000 else steps,
+                           generator=torch.Generator().manual_seed(1), clip_sample=False)
+        ax.hist(x.flatten().numpy(), bins=120, range=(-1.8, 1.8), density=True, color="tab:blue", alpha=0.7)
+        ax.plot(xs, mixture_density(xs), "k", lw=1)
+        ax.set(title=f"{name.upper()}, {steps} steps", xlabel="$x_0$")
+    _save(fig, "samplers")
+
+
+def fig_v_prediction(fast):
+    """The three targets of Salimans & Ho 2022 as vectors: x_t, eps, x0 and v on the (x0, eps) circle."""
+    from snippets.forward import training_target
+    from snippets.schedules import NoiseSchedule
+
+    alpha_bar = NoiseSchedule.from_name("cosine").alpha_bar
+    x0, eps = torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, 1)  # the two axes of the plane
+    fig, ax = plt.subplots(figsize=(3.6, 3.6))
+    phis = torch.linspace(0, math.pi / 2, 50)
+    ax.plot(phis.cos(), phis.sin(), "k:", lw=0.8)
+    t = torch.tensor([400])
+    ab = alpha_bar[t].item()
+    # coordinates (x0-component, eps-component) of each quantity
+    x_t = (math.sqrt(ab), math.sqrt(1 - ab))
+    # v is linear in (x0, eps): its components are the targets of the two basis vectors
+    v = (training_target(x0, eps * 0, t, alpha_bar, "v_prediction").item(),   # -sqrt(1 - ab)
+         training_target(x0 * 0, eps, t, alpha_bar, "v_prediction").item())   # sqrt(ab)
+    for vec, label, color in [((1, 0), "$x_0$", "tab:blue"), ((0, 1), r"$\epsilon$", "tab:orange"),
+                              (x_t, "$x_t$", "k"), (v, "$v_t$", "tab:red")]:
+        ax.annotate("", xy=vec, xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
+        ax.text(vec[0] * 1.08, vec[1] * 1.08, label, color=color, fontsize=11)
+    ax.text(0.25, 0.08, r"$\phi_t$", fontsize=10)
+    ax.set(xlim=(-0.9, 1.25), ylim=(-0.1, 1.25), aspect="equal", xlabel="data direction", ylabel="noise direction",
+           title=f"t = {t.item()} of the cosine schedule")
+    _save(fig, "v_prediction")
+
+
+# ---------------------------------------------------------------------------------------------
+FIGURES = {
+    "edm_preconditioning": fig_edm_preconditioning,
+    "edm_sampler": fig_edm_sampler,
+    "flow_paths": fig_flow_paths,
+    "cfg_toy": fig_cfg_toy,
+    "schedules": fig_schedules,
+    "ddpm_forward": fig_ddpm_forward,
+    "samplers": fig_samplers,
+    "v_prediction": fig_v_prediction,
+    "flow_digits": fig_flow_digits,
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="prefixes of figure names (default: all)")
+    parser.add_argument("--fast", action="store_true", help="tiny settings for a smoke run (not saved in docs/)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: docs/figures/papers)")
+    args = parser.parse_args(argv)
+    global OUT
+    if args.out is not None:
+        OUT = args.out.resolve()
+    elif args.fast:
+        import tempfile
+
+        OUT = Path(tempfile.mkdtemp(prefix="paper-figures-"))
+    chosen = [k for k in FIGURES if not args.names or any(k.startswith(p) for p in args.names)]
+    if not chosen:
+        parser.error(f"no figure matches {args.names}; known: {', '.join(FIGURES)}")
+    torch.manual_seed(0)
+    for name in chosen:
+        t0 = time.time()
+        FIGURES[name](args.fast)
+        print(f"  {name}: {time.time() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
