@@ -91,6 +91,23 @@ def corrupt(
 # --8<-- [end:corrupt]
 
 
+def gaussian_noise(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Standard normal noise shaped like `x`, drawn on the generator's device and moved to `x`'s.
+
+    Drawing where the generator lives (the CPU for `torch.Generator()`) makes a seed give the same
+    noise whether `x` is on a CPU or a GPU, as diffusers' `randn_tensor` does.
+
+    Args:
+        x: Any tensor; the noise gets its shape, dtype and device.
+        generator: Random number generator, or `None` for the global one.
+
+    Returns:
+        $\epsilon \sim \mathcal{N}(0, I)$, same shape as `x`.
+    """
+    device = generator.device if generator is not None else x.device
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+
+
 # --8<-- [start:q-sample]
 def q_sample(
     x0: torch.Tensor,
@@ -115,7 +132,7 @@ def q_sample(
         The noised images $x_t$, shape `(B, C, H, W)`.
     """
     if noise is None:
-        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        noise = gaussian_noise(x0, generator)
     if noise.shape != x0.shape:
         raise ValueError(f"noise has shape {tuple(noise.shape)} but x0 has shape {tuple(x0.shape)}")
     # \bar\alpha_t, reshaped to broadcast over (C, H, W)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from snippets.forward import check_prediction_type
+from snippets.forward import check_prediction_type, gaussian_noise
 from snippets.schedules import NoiseSchedule, inference_timesteps, sigma_from_alpha_bar
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -176,7 +176,7 @@ def euler_sample_progressive(
         gamma = min(s_churn / num_inference_steps, 2**0.5 - 1) if s_tmin <= sigma <= s_tmax else 0.0
         sigma_hat = sigma * (gamma + 1)
         if gamma > 0:
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            z = gaussian_noise(x, generator)
             x = x + z * s_noise * (sigma_hat**2 - sigma**2) ** 0.5
         # 4. D(\hat x_i; \hat\sigma_i); like diffusers, v is converted with sigma, epsilon with \hat\sigma
         x0_hat = denoise(model_output, x, sigma_hat if prediction_type == "epsilon" else sigma, prediction_type)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from snippets.dpm_solver import dpm_solver_pp_2m_sample, dpm_solver_pp_2m_sample_progressive
-from snippets.forward import check_prediction_type, predict_x0_and_eps, q_posterior_mean_variance
+from snippets.forward import check_prediction_type, gaussian_noise, predict_x0_and_eps, q_posterior_mean_variance
 from snippets.karras import euler_sample, euler_sample_progressive, heun_sample, heun_sample_progressive
 from snippets.schedules import NoiseSchedule, inference_timesteps
 
@@ -154,7 +154,7 @@ def ddpm_sample_progressive(
             variance = 1 - alpha_bar[t] / (alpha_bar[t_prev] if t_prev >= 0 else 1.0)
         # 4. x_{t-1} = \tilde\mu_t + \sigma_t z (Algorithm 2, line 4); z = 0 at t = 0
         if t > 0:
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            z = gaussian_noise(x, generator)
             x = mean + variance.clamp(min=1e-20) ** 0.5 * z
         else:
             x = mean
@@ -244,7 +244,7 @@ def ddim_sample_progressive(
         # 4. x_{t-1}: predicted x_0, "direction pointing to x_t", random noise (Eq. 12)
         x = a_bar_prev**0.5 * x0_hat + (1 - a_bar_prev - sigma_t**2) ** 0.5 * eps_hat
         if eta > 0:
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            z = gaussian_noise(x, generator)
             x = x + sigma_t * z
         yield t, x, x0_hat
 # --8<-- [end:ddim]

@@ -234,3 +234,15 @@ def test_broadcast_at_shapes():
     assert out.shape == (3, 1, 1, 1) and out.dtype == torch.float32
     assert out.flatten().tolist() == [1.0, 2.0, 3.0]
     assert broadcast_at(values, 4, x).shape == (1, 1, 1, 1)
+
+
+def test_gaussian_noise_is_drawn_on_the_generators_device_and_moved_to_x():
+    from snippets.forward import gaussian_noise
+
+    x = torch.zeros(4, 1, 8, 8, dtype=torch.float64)
+    a = gaussian_noise(x, torch.Generator().manual_seed(3))
+    b = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    assert a.dtype == torch.float64 and torch.equal(a, b)
+    # a CPU generator with a tensor on another device (meta stands in for a GPU) must not fail
+    on_meta = gaussian_noise(x.to("meta"), torch.Generator().manual_seed(3))
+    assert on_meta.device.type == "meta" and on_meta.shape == x.shape
