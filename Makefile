@@ -3,6 +3,7 @@
 #   make test    run the whole test suite (snippets, notebooks, strict build, browser test)
 #   make build   build the static site into site/ with `mkdocs build --strict`
 #   make bench   run the full benchmarks (slow, minutes to hours); make bench-fast for a smoke run
+#   make figures remake every figure from snippets/ and re-execute the notebooks in full mode (minutes)
 
 PYTHON ?= python3.11
 export NO_MKDOCS_2_WARNING := 1
@@ -39,6 +40,13 @@ bench: $(STAMP)
 
 bench-fast: $(STAMP)
 	$(PY) -m benchmarks --fast
+
+# Every figure of the site, made by the code in snippets/ (docs/figures/make_*.py; some train small
+# models for minutes), then the notebooks re-executed in full mode (FEAST_FAST unset), outputs in place.
+figures: $(STAMP)
+	@set -e; for script in docs/figures/make_*.py; do echo "== $$script"; $(PY) $$script; done
+	env -u FEAST_FAST $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	  --ExecutePreprocessor.timeout=3600 docs/notebooks/*.ipynb
 
 clean:
 	rm -rf site .pytest_cache
