@@ -1,0 +1,88 @@
+"""`python -m benchmarks` end to end in fast mode, into a temporary folder, for the sampler-quality
+and site-build benchmarks; plus the runner's refusal of unknown names and its `--render` mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_benchmark_results import check_record
+
+from benchmarks.__main__ import RESULTS, main, render
+
+REPO = Path(__file__).resolve().parents[2]
+NAMES = ("sampler_quality", "site_build")
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory):
+    """One fast run of both benchmarks by the runner, in a new process, into a temporary folder."""
+    out = tmp_path_factory.mktemp("bench")
+    watched = [RESULTS / "fast" / f"sampler_quality.{ext}" for ext in ("json", "png")]
+    before = {p: p.stat().st_mtime_ns for p in watched if p.exists()}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--fast", "--out", str(out), *NAMES], cwd=REPO,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    after = {p: p.stat().st_mtime_ns for p in watched if p.exists()}
+    return out, before, after
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fast_run_writes_a_valid_record_and_its_table(fast_run, name):
+    out = fast_run[0]
+    record = json.loads((out / f"{name}.json").read_text())
+    check_record(record, name, fast=True)
+    assert (out / f"{name}.md").read_text() == render(record)
+
+
+def test_fast_run_writes_only_into_its_out_folder(fast_run):
+    out, before, after = fast_run
+    assert (out / "sampler_quality.png").stat().st_size > 0
+    assert before == after, "a run with --out touched benchmarks/results/fast/"
+
+
+def test_model_evaluations_are_counted_not_computed(fast_run):
+    rows = json.loads((fast_run[0] / "sampler_quality.json").read_text())["results"]["rows"]
+    assert rows, "no rows"
+    for row in rows:
+        expected = 2 * row["steps"] - 1 if row["sampler"] == "heun" else row["steps"]
+        assert row["nfe"] == expected, row
+        assert row["fid"] > 0 and 0 < row["confidence"] <= 1, row
+
+
+def test_sampler_quality_uses_the_default_guidance_and_balanced_labels(fast_run):
+    results = json.loads((fast_run[0] / "sampler_quality.json").read_text())["results"]
+    from snippets.checkpoint import generate
+    import inspect
+
+    assert results["guidance_scale"] == inspect.signature(generate).parameters["guidance_scale"].default
+    assert results["n_samples"] == 16 and results["rows"][0]["sampler"] == "ddpm"
+
+
+def test_site_build_fast_run_measures_every_page(fast_run):
+    results = json.loads((fast_run[0] / "site_build.json").read_text())["results"]
+    assert len(results["build_seconds"]) == 1 and results["build_seconds"][0] > 0
+    pages = results["static_bytes_by_page"]
+    assert len(pages) == results["pages"] >= 10
+    assert "" in pages and "benchmarks/" in pages  # the home page and this page
+    assert results["static_max_bytes"] == max(pages.values())
+    assert results["browser_top"] is None  # fast mode does not start a browser
+
+
+def test_unknown_benchmark_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["no_such_benchmark"])
+    assert "unknown benchmark(s) no_such_benchmark" in capsys.readouterr().err
+
+
+def test_render_rewrites_tables_from_json(tmp_path):
+    source = RESULTS / "scheduler_overhead.json"
+    (tmp_path / source.name).write_text(source.read_text())
+    assert main(["--render", "--out", str(tmp_path), "scheduler_overhead"]) == 0
+    assert (tmp_path / "scheduler_overhead.md").read_text() == render(json.loads(source.read_text()))
+    with pytest.raises(SystemExit):  # nothing to render from
+        main(["--render", "--out", str(tmp_path), "unet_vs_diffusers"])
