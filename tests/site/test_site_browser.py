@@ -241,7 +241,12 @@ def test_instant_navigation_typesets_math_on_the_new_page(browser, site_url):
     assert_clean(browser, page, f"instant navigation to {FIRST_CONTENT_PAGE}")
 
 
-def test_notebook_markdown_cells_typeset_math(browser, site_url):
+NOTEBOOK_PAGES = sorted(f"notebooks/{nb.stem}/" for nb in (Path(__file__).resolve().parents[2] / "docs" / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook_page", NOTEBOOK_PAGES)
+def test_notebook_markdown_cells_typeset_math(browser, site_url, notebook_page):
+    NOTEBOOK_PAGE = notebook_page
     page = open_page(browser, site_url + NOTEBOOK_PAGE)
     wait_for_mathjax(page)
     cells = "article .jp-MarkdownCell .jp-RenderedMarkdown"
