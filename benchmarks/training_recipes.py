@@ -284,6 +284,7 @@ def plot(rows: list[dict], floor: float, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     sizes = [s for s in SIZES if any(r["size"] == s for r in rows)]
     fig, axes = plt.subplots(1, len(sizes), figsize=(3.6 * len(sizes), 3.4), dpi=100, sharey=True, squeeze=False)
@@ -298,6 +299,9 @@ def plot(rows: list[dict], floor: float, path: Path) -> Path:
         ax.axhline(1.2 * floor, color="gray", lw=0.8, ls=":", label="1.2 x floor")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(sorted({r["minutes"] for r in rows}), [f"{m:g}" for m in sorted({r["minutes"] for r in rows})])
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_title(f"{size} ({params / 1e6:.2f}M params)", fontsize=10)
         ax.set_xlabel("budget (CPU-minutes)")
     axes[0][0].set_ylabel("digit FID (lower is better)")
