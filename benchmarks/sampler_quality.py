@@ -76,9 +76,9 @@ def run(fast: bool = False, out: Path | None = None, device: str = "cpu") -> dic
     Args:
         fast: Seconds-long smoke run: 16 digits, 2-3 steps per sampler.
         out: Folder for the plot (default `benchmarks/results/`, or its `fast/` in fast mode).
-        device: Where the UNet runs (`"cpu"`, `"cuda"`). $x_T$ is drawn on the CPU either way, so the
-            deterministic samplers differ between devices only by floating-point round-off; DDPM's
-            per-step noise comes from the device's global generator off the CPU. Wall times do not compare.
+        device: Where the UNet runs (`"cpu"`, `"cuda"`). Every random draw ($x_T$ and DDPM's per-step
+            noise) comes from one seeded CPU generator, so devices differ only by floating-point
+            round-off. Wall times do not compare.
 
     Returns:
         JSON-serialisable results: settings, floor, one row per setting, targets, plot path.
@@ -118,12 +118,7 @@ def _run(fast: bool, out: Path | None, device: str) -> dict:
         counting.calls = 0
         start = time.perf_counter()
         # one batch of n, so that the number of network calls is the number of model evaluations
-        generator = torch.Generator().manual_seed(seed)
-        if device != "cpu":
-            # snippets' DDPM draws its noise with `generator` on the model's device, which a CPU
-            # generator cannot do: seed the global RNGs instead (x_T is then the same CPU draw)
-            torch.manual_seed(seed)
-            generator = None
+        generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on any device
         x0 = generate(checkpoint, n, sampler=sampler, num_inference_steps=steps, class_labels=class_labels,
                       guidance_scale=guidance_scale, generator=generator, batch_size=n)
         if device != "cpu":
