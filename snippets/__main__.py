@@ -184,7 +184,12 @@ def _train(args) -> int:
 
     from accelerate import PartialState
 
-    if not PartialState().is_main_process:
+    # under `accelerate launch`: every process leaves the process group together; exiting with it
+    # still open can abort a gloo worker at interpreter shutdown ("terminate called ...")
+    state = PartialState()
+    state.wait_for_everyone()
+    state.destroy_process_group()
+    if not state.is_main_process:
         return 0
     print(f"step {result.step}: loss {sum(result.losses[-50:]) / max(1, len(result.losses[-50:])):.4f}, "
           f"{result.steps_per_second:.2f} steps/s, checkpoint in {args.out}", flush=True)

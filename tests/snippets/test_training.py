@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -176,6 +177,8 @@ result = train(model, images, config=TrainConfig(steps=3, batch_size=8), out_dir
 state = PartialState()
 digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in model.state_dict().values())).hexdigest()
 open(f"{sys.argv[1]}/rank{state.process_index}.txt", "w").write(f"{state.num_processes} {result.step} {digest}")
+state.wait_for_everyone()
+state.destroy_process_group()  # as the CLI does: no open gloo group at interpreter exit
 """
 
 
@@ -193,3 +196,19 @@ def test_two_cpu_processes_with_accelerate_launch_agree(tmp_path):
     assert reports[0][:2] == ["2", "3"]
     state = (tmp_path / "ckpt" / "training_state.json").read_text()
     assert '"world_size": 2' in state
+
+
+def test_cli_train_under_accelerate_launch_two_processes(tmp_path):
+    # the README's `accelerate launch --multi_gpu --num_processes 2 -m snippets train ...`, at a tiny size
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()),
+           "-m", "snippets", "train", "--data", "digits", "--steps", "3", "--batch-size", "8",
+           "--unet-channels", "8,16", "--num-res-blocks", "1", "--attention-levels", "", "--num-groups", "4",
+           "--no-samples", "--no-progress", "--out", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("step 3: loss") == 1  # printed by the main process only
+    state = json.loads((tmp_path / "run" / "training_state.json").read_text())
+    assert state["world_size"] == 2 and state["step"] == 3
