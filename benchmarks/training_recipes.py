@@ -254,6 +254,7 @@ def markdown_table(rows: list[dict], floor: float, n: int, sampler: str, calibra
     recipes = list(itertools.product(LEARNING_RATES, SCHEDULES))
     head = " | ".join(f"lr {lr:g}, {s}" for lr, s in recipes)
     lines = [f"| size | params | CPU-min | steps | {head} |", "|---" * (4 + len(recipes)) + "|"]
+    missing = False
     for size in [s for s in SIZES if any(r["size"] == s for r in rows)]:
         params = next(r["params"] for r in rows if r["size"] == size)
         for minutes in budgets:
@@ -263,18 +264,19 @@ def markdown_table(rows: list[dict], floor: float, n: int, sampler: str, calibra
             texts = []
             for key in recipes:
                 if key not in cells:
+                    missing = True
                     texts.append("–")
                     continue
                 text = f"{cells[key]['fid']:.1f}" + ("†" if cells[key]["device"] != "cpu" else "")
                 texts.append(f"**{text}**" if cells[key]["fid"] == best else text)
             lines.append(f"| {size} | {params / 1e6:.2f}M | {minutes:g} | {steps} | " + " | ".join(texts) + " |")
     devices = sorted({r["device"] for r in rows if r["device"] != "cpu"})
-    lines.append(f"\nDigit FID (lower is better) of {n} samples, {sampler}, from each run's EMA weights. "
+    lines.append((f"\nDigit FID (lower is better) of {n} samples, {sampler}, from each run's EMA weights. "
                  f"Floor (real train digits vs test split): {floor:.1f}; 1.2 x floor: {1.2 * floor:.1f}. "
                  f"Steps: what one CPU-minute buys on the 2-core reference machine, times the budget. "
                  + (f"† trained on {', '.join(devices)} (same steps and seeds); the others on the 2-core CPU. "
                     if devices else "")
-                 + "– not measured yet.")
+                 + ("– not measured yet." if missing else "")).rstrip())
     return "\n".join(lines)
 
 

@@ -34,6 +34,20 @@ def test_table_marks_best_gpu_and_missing_cells():
     assert "| small | 0.28M | 3 | 3600 | – | – | – | – |" in table
     assert len(result["not_measured"]) == len(planned) - 2
     assert result["best_per_budget"]["1"]["schedule"] == "linear"
+    assert table.endswith("– not measured yet.")
+
+
+def test_complete_grid_has_no_dashes_and_no_missing_note():
+    row = dict(size="small", minutes=1.0, steps=1200, params=280177, device="cpu",
+               train_seconds=1.0, final_loss=0.1, confidence=0.9, class_entropy=2.3)
+    rows = [dict(row, learning_rate=lr, schedule=s, fid=20.0 + i)
+            for i, (lr, s) in enumerate((lr, s) for lr in tr.LEARNING_RATES for s in tr.SCHEDULES)]
+    planned = tr.grid(CALIBRATION, sizes=["small"], budgets=(1.0,))
+    result = tr.summarise(rows, {"fid": 12.0}, CALIBRATION, 500, planned)
+    table = tr.markdown({"results": result})
+    assert result["not_measured"] == []
+    assert "–" not in table and "not measured" not in table
+    assert table.endswith("the budget.")
 
 
 def test_fast_run_trains_samples_and_scores(tmp_path):
