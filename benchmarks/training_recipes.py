@@ -271,12 +271,14 @@ def markdown_table(rows: list[dict], floor: float, n: int, sampler: str, calibra
                 texts.append(f"**{text}**" if cells[key]["fid"] == best else text)
             lines.append(f"| {size} | {params / 1e6:.2f}M | {minutes:g} | {steps} | " + " | ".join(texts) + " |")
     devices = sorted({r["device"] for r in rows if r["device"] != "cpu"})
-    lines.append((f"\nDigit FID (lower is better) of {n} samples, {sampler}, from each run's EMA weights. "
-                 f"Floor (real train digits vs test split): {floor:.1f}; 1.2 x floor: {1.2 * floor:.1f}. "
-                 f"Steps: what one CPU-minute buys on the 2-core reference machine, times the budget. "
-                 + (f"† trained on {', '.join(devices)} (same steps and seeds); the others on the 2-core CPU. "
-                    if devices else "")
-                 + ("– not measured yet." if missing else "")).rstrip())
+    notes = [f"Digit FID (lower is better) of {n} samples, {sampler}, from each run's EMA weights.",
+             f"Floor (real train digits vs test split): {floor:.1f}; 1.2 x floor: {1.2 * floor:.1f}.",
+             "Steps: what one CPU-minute buys on the 2-core reference machine, times the budget."]
+    if devices:
+        notes.append(f"† trained on {', '.join(devices)} (same steps and seeds); the others on the 2-core CPU.")
+    if missing:
+        notes.append("– not measured yet.")
+    lines.append("\n" + " ".join(notes))
     return "\n".join(lines)
 
 
