@@ -46,8 +46,13 @@ def available() -> list[str]:
             continue
         try:
             module = importlib.import_module(f"benchmarks.{path.stem}")
-        except ImportError as error:  # e.g. diffusers missing on a GPU machine: the others still run
-            print(f"warning: benchmark {path.stem} skipped, it does not import: {error}", file=sys.stderr)
+        except (
+            ImportError
+        ) as error:  # e.g. diffusers missing on a GPU machine: the others still run
+            print(
+                f"warning: benchmark {path.stem} skipped, it does not import: {error}",
+                file=sys.stderr,
+            )
             continue
         if callable(getattr(module, "run", None)):
             names.append(path.stem)
@@ -58,11 +63,18 @@ def metadata() -> dict:
     """Where and when a result was measured."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = bool(
             subprocess.run(
-                ["git", "status", "--porcelain"], cwd=HERE, capture_output=True, text=True
+                ["git", "status", "--porcelain"],
+                cwd=HERE,
+                capture_output=True,
+                text=True,
             ).stdout.strip()
         )
     except (OSError, subprocess.CalledProcessError):
@@ -89,39 +101,61 @@ def measured_line(record: dict) -> str:
     """One sentence naming the commit, date and machine of a result: the last line of every table."""
     m = record["machine"]
     threads = record["results"].get("torch_threads", m["torch_threads"])
-    commit = f"`{record['commit'][:7]}`" + (" (plus uncommitted changes)" if record.get("dirty") else "")
+    commit = f"`{record['commit'][:7]}`" + (
+        " (plus uncommitted changes)" if record.get("dirty") else ""
+    )
     mode = " (fast mode: smoke-test sizes, not results)" if record.get("fast") else ""
     device = record["results"].get("device", "cpu")
-    where = f"{m['cores']} CPU cores ({m['cpu']})" + ("" if device == "cpu" else f", model on {device}")
-    return (f"*Measured {record['date'][:10]} at commit {commit} on {where}, "
-            f"torch {m['torch']} with {threads} thread{'s' if threads != 1 else ''}, Python {m['python']}; "
-            f"the benchmark took {record['seconds']:.0f} s{mode}.*")
+    where = f"{m['cores']} CPU cores ({m['cpu']})" + (
+        "" if device == "cpu" else f", model on {device}"
+    )
+    return (
+        f"*Measured {record['date'][:10]} at commit {commit} on {where}, "
+        f"torch {m['torch']} with {threads} thread{'s' if threads != 1 else ''}, Python {m['python']}; "
+        f"the benchmark took {record['seconds']:.0f} s{mode}.*"
+    )
 
 
 def _scheduler_overhead_table(record: dict) -> str:
     r = record["results"]
-    lines = ["| sampler | ours (µs / step) | diffusers (µs / step) | ours / diffusers | scheduler share of a step with the UNet |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| sampler | ours (µs / step) | diffusers (µs / step) | ours / diffusers | scheduler share of a step with the UNet |",
+        "|---|---|---|---|---|",
+    ]
     for name, e in r["samplers"].items():
         share = e.get("share_of_step_with_unet")
-        lines.append(f"| {name} | {e['ours_us_per_step']:.1f} | {e['diffusers_us_per_step']:.1f} | {e['ratio']:.2f} "
-                     f"| {'n/a' if share is None else f'{share * 100:.2f} %'} |")
-    shares = [e["share_of_step_with_unet"] for e in r["samplers"].values() if "share_of_step_with_unet" in e]
+        lines.append(
+            f"| {name} | {e['ours_us_per_step']:.1f} | {e['diffusers_us_per_step']:.1f} | {e['ratio']:.2f} "
+            f"| {'n/a' if share is None else f'{share * 100:.2f} %'} |"
+        )
+    shares = [
+        e["share_of_step_with_unet"]
+        for e in r["samplers"].values()
+        if "share_of_step_with_unet" in e
+    ]
     shape = "x".join(str(d) for d in r["batch_shape"])
-    lines += ["", f"Batch {shape}, {r['num_inference_steps']} steps, median of {r['repeats']} repeats, "
-              f"{r['torch_threads']} torch thread; one forward pass of {r['unet']} on that batch: "
-              f"{r['unet_forward_ms']:.1f} ms. Largest ratio {r['max_ratio']:.2f} (target <= 1: "
-              f"{'met' if r['max_ratio'] <= 1 else 'not met'}); largest share "
-              + (f"{max(shares) * 100:.2f} % (target < 2 %: {'met' if max(shares) < 0.02 else 'not met'})."
-                 if shares else "not measured.")]
+    lines += [
+        "",
+        f"Batch {shape}, {r['num_inference_steps']} steps, median of {r['repeats']} repeats, "
+        f"{r['torch_threads']} torch thread; one forward pass of {r['unet']} on that batch: "
+        f"{r['unet_forward_ms']:.1f} ms. Largest ratio {r['max_ratio']:.2f} (target <= 1: "
+        f"{'met' if r['max_ratio'] <= 1 else 'not met'}); largest share "
+        + (
+            f"{max(shares) * 100:.2f} % (target < 2 %: {'met' if max(shares) < 0.02 else 'not met'})."
+            if shares
+            else "not measured."
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 
 def _unet_vs_diffusers_table(record: dict) -> str:
     r = record["results"]
-    lines = ["| configuration | batch | parameters (ours / diffusers) | max abs output difference "
-             "| forward images/s (ours / diffusers) | training images/s (ours / diffusers) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| configuration | batch | parameters (ours / diffusers) | max abs output difference "
+        "| forward images/s (ours / diffusers) | training images/s (ours / diffusers) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in ("digits", "course"):
         if name not in r:
             continue
@@ -131,9 +165,13 @@ def _unet_vs_diffusers_table(record: dict) -> str:
             f"| {name}: channels {tuple(c['config']['channels'])}, {c['config']['in_channels']}x{size}x{size} "
             f"| {c['batch']} | {c['params_ours']:,} / {c['params_diffusers']:,} | {c['max_abs_output_diff']:.1e} "
             f"| {c['ours']['forward_images_per_s']:.0f} / {c['diffusers']['forward_images_per_s']:.0f} "
-            f"| {c['ours']['train_images_per_s']:.0f} / {c['diffusers']['train_images_per_s']:.0f} |")
-    lines += ["", f"Device {r['device']}, {r['torch_threads']} torch threads, {r['warmup']} warm-up passes, "
-              f"median of {r['repeats']}. A training step is forward + MSE + backward + AdamW step."]
+            f"| {c['ours']['train_images_per_s']:.0f} / {c['diffusers']['train_images_per_s']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Device {r['device']}, {r['torch_threads']} torch threads, {r['warmup']} warm-up passes, "
+        f"median of {r['repeats']}. A training step is forward + MSE + backward + AdamW step.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -141,10 +179,14 @@ def _train_vs_diffusers_table(record: dict) -> str:
     from benchmarks.train_vs_diffusers import markdown_table
 
     r = record["results"]
-    reached = ", ".join(f"{k}: {'not within the budgets' if v is None else f'{v:g} min'}"
-                        for k, v in r["time_to_1.2x_floor_minutes"].items())
-    return (markdown_table(r["rows"], r["floor"]["fid"])
-            + f" {r['n_samples']} samples per row. Time to reach 1.2x the floor: {reached}.\n")
+    reached = ", ".join(
+        f"{k}: {'not within the budgets' if v is None else f'{v:g} min'}"
+        for k, v in r["time_to_1.2x_floor_minutes"].items()
+    )
+    return (
+        markdown_table(r["rows"], r["floor"]["fid"])
+        + f" {r['n_samples']} samples per row. Time to reach 1.2x the floor: {reached}.\n"
+    )
 
 
 # Renderers for benchmarks whose module has no ``markdown(record)`` of its own.
@@ -185,24 +227,47 @@ def write_outputs(record: dict, out: Path) -> list[Path]:
 
 
 def _show(path: Path) -> str:
-    return str(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
+    return str(
+        path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     names = available()
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all of {', '.join(names)})")
-    parser.add_argument("--fast", action="store_true", help="tiny sizes: a smoke run in seconds")
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default benchmarks/results[/fast])")
-    parser.add_argument("--device", default=None,
-                        help="where benchmarks that accept a device run their model (default: their own, the CPU)")
-    parser.add_argument("--render", action="store_true",
-                        help="run nothing: rewrite each <name>.md (and docs figure) from the <name>.json in the folder")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "names",
+        nargs="*",
+        help=f"benchmarks to run (default: all of {', '.join(names)})",
+    )
+    parser.add_argument(
+        "--fast", action="store_true", help="tiny sizes: a smoke run in seconds"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default benchmarks/results[/fast])",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="where benchmarks that accept a device run their model (default: their own, the CPU)",
+    )
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="run nothing: rewrite each <name>.md (and docs figure) from the <name>.json in the folder",
+    )
     args = parser.parse_args(argv)
 
     unknown = sorted(set(args.names) - set(names))
     if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(names)}")
+        parser.error(
+            f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(names)}"
+        )
     out = (args.out or (RESULTS / "fast" if args.fast else RESULTS)).resolve()
 
     if args.render:

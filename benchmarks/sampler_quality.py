@@ -39,21 +39,46 @@ RESULTS = HERE / "results"
 
 # (sampler, num_inference_steps); the first entry is the reference (DDPM at full length)
 SETTINGS = [
-    ("ddpm", 1000), ("ddpm", 250), ("ddpm", 100), ("ddpm", 50),
-    ("ddim", 100), ("ddim", 50), ("ddim", 25), ("ddim", 10),
-    ("euler", 20), ("euler", 10), ("euler", 5),
-    ("heun", 20), ("heun", 10), ("heun", 5),
-    ("dpmsolver++", 20), ("dpmsolver++", 10), ("dpmsolver++", 5),
+    ("ddpm", 1000),
+    ("ddpm", 250),
+    ("ddpm", 100),
+    ("ddpm", 50),
+    ("ddim", 100),
+    ("ddim", 50),
+    ("ddim", 25),
+    ("ddim", 10),
+    ("euler", 20),
+    ("euler", 10),
+    ("euler", 5),
+    ("heun", 20),
+    ("heun", 10),
+    ("heun", 5),
+    ("dpmsolver++", 20),
+    ("dpmsolver++", 10),
+    ("dpmsolver++", 5),
 ]
 FAST_SETTINGS = [
-    ("ddpm", 3), ("ddpm", 2), ("ddim", 3), ("ddim", 2), ("euler", 3), ("euler", 2),
-    ("heun", 3), ("heun", 2), ("dpmsolver++", 3), ("dpmsolver++", 2),
+    ("ddpm", 3),
+    ("ddpm", 2),
+    ("ddim", 3),
+    ("ddim", 2),
+    ("euler", 3),
+    ("euler", 2),
+    ("heun", 3),
+    ("heun", 2),
+    ("dpmsolver++", 3),
+    ("dpmsolver++", 2),
 ]
-MAX_NFE = 20          # the issue's budget of model evaluations
-WITHIN_REFERENCE = 1.10   # FID within 10 % of DDPM-1000's
-WITHIN_FLOOR = 1.20       # FID within 1.2x the floor
-LABELS = {"ddpm": "DDPM", "ddim": "DDIM (eta 0)", "euler": "Euler (Karras)", "heun": "Heun (Karras)",
-          "dpmsolver++": "DPM-Solver++(2M)"}
+MAX_NFE = 20  # the issue's budget of model evaluations
+WITHIN_REFERENCE = 1.10  # FID within 10 % of DDPM-1000's
+WITHIN_FLOOR = 1.20  # FID within 1.2x the floor
+LABELS = {
+    "ddpm": "DDPM",
+    "ddim": "DDIM (eta 0)",
+    "euler": "Euler (Karras)",
+    "heun": "Heun (Karras)",
+    "dpmsolver++": "DPM-Solver++(2M)",
+}
 
 
 class CountingModel(nn.Module):
@@ -103,11 +128,17 @@ def _run(fast: bool, out: Path | None, device: str) -> dict:
     seed = 0
     checkpoint = load_checkpoint(CHECKPOINT, device=device)
     if checkpoint.num_classes is None:
-        raise ValueError(f"{CHECKPOINT} is unconditional; this benchmark expects the class-conditional digits model")
-    guidance_scale = inspect.signature(generate).parameters["guidance_scale"].default  # what users get
+        raise ValueError(
+            f"{CHECKPOINT} is unconditional; this benchmark expects the class-conditional digits model"
+        )
+    guidance_scale = (
+        inspect.signature(generate).parameters["guidance_scale"].default
+    )  # what users get
     counting = CountingModel(checkpoint.model)
     checkpoint.model = counting
-    class_labels = torch.arange(n) % checkpoint.num_classes  # 50 of each digit for n = 500
+    class_labels = (
+        torch.arange(n) % checkpoint.num_classes
+    )  # 50 of each digit for n = 500
     classifier = load_classifier()
     floors = [fid_floor(n, classifier, seed=s) for s in range(1 if fast else 5)]
     floor = floors[0]
@@ -118,32 +149,51 @@ def _run(fast: bool, out: Path | None, device: str) -> dict:
         counting.calls = 0
         start = time.perf_counter()
         # one batch of n, so that the number of network calls is the number of model evaluations
-        generator = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on any device
-        x0 = generate(checkpoint, n, sampler=sampler, num_inference_steps=steps, class_labels=class_labels,
-                      guidance_scale=guidance_scale, generator=generator, batch_size=n)
+        generator = torch.Generator().manual_seed(
+            seed
+        )  # on the CPU: the same draws on any device
+        x0 = generate(
+            checkpoint,
+            n,
+            sampler=sampler,
+            num_inference_steps=steps,
+            class_labels=class_labels,
+            guidance_scale=guidance_scale,
+            generator=generator,
+            batch_size=n,
+        )
         if device != "cpu":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         metrics = digit_metrics(x0, classifier)
-        rows.append({
-            "sampler": sampler,
-            "steps": steps,
-            "nfe": counting.calls,
-            "fid": metrics["fid"],
-            "confidence": metrics["confidence"],
-            "class_entropy": metrics["class_entropy"],
-            "seconds": round(seconds, 2),
-            "ms_per_nfe": round(seconds / counting.calls * 1e3, 1),
-        })
-        print(f"   {sampler:>12} {steps:>4} steps  nfe {counting.calls:>4}  FID {metrics['fid']:7.2f}  "
-              f"{seconds:7.1f} s", flush=True)
+        rows.append(
+            {
+                "sampler": sampler,
+                "steps": steps,
+                "nfe": counting.calls,
+                "fid": metrics["fid"],
+                "confidence": metrics["confidence"],
+                "class_entropy": metrics["class_entropy"],
+                "seconds": round(seconds, 2),
+                "ms_per_nfe": round(seconds / counting.calls * 1e3, 1),
+            }
+        )
+        print(
+            f"   {sampler:>12} {steps:>4} steps  nfe {counting.calls:>4}  FID {metrics['fid']:7.2f}  "
+            f"{seconds:7.1f} s",
+            flush=True,
+        )
 
     reference = rows[0]
     for row in rows:
         row["fid_over_reference"] = row["fid"] / reference["fid"]
         row["fid_over_floor"] = row["fid"] / floor["fid"]
     targets = target_report(rows, reference, floor["fid"])
-    plot = plot_fid_vs_nfe(rows, floor["fid"], (out or (RESULTS / "fast" if fast else RESULTS)) / "sampler_quality.png")
+    plot = plot_fid_vs_nfe(
+        rows,
+        floor["fid"],
+        (out or (RESULTS / "fast" if fast else RESULTS)) / "sampler_quality.png",
+    )
     return {
         "checkpoint": "checkpoints/digits",
         "prediction_type": checkpoint.prediction_type,
@@ -153,7 +203,9 @@ def _run(fast: bool, out: Path | None, device: str) -> dict:
         "seed": seed,
         "guidance_scale": guidance_scale,
         "batch_size": n,
-        "device": device if device == "cpu" else f"{device} ({torch.cuda.get_device_name()})",
+        "device": device
+        if device == "cpu"
+        else f"{device} ({torch.cuda.get_device_name()})",
         "torch_threads": torch.get_num_threads(),  # 1, set by run()
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "floor": floor,
@@ -176,10 +228,16 @@ def target_report(rows: list[dict], reference: dict, floor_fid: float) -> dict:
     Returns:
         The thresholds and the settings (``"sampler-steps"``) meeting each and both.
     """
-    within_reference = [f"{r['sampler']}-{r['steps']}" for r in rows
-                        if r["nfe"] <= MAX_NFE and r["fid"] <= WITHIN_REFERENCE * reference["fid"]]
-    within_floor = [f"{r['sampler']}-{r['steps']}" for r in rows
-                    if r["nfe"] <= MAX_NFE and r["fid"] <= WITHIN_FLOOR * floor_fid]
+    within_reference = [
+        f"{r['sampler']}-{r['steps']}"
+        for r in rows
+        if r["nfe"] <= MAX_NFE and r["fid"] <= WITHIN_REFERENCE * reference["fid"]
+    ]
+    within_floor = [
+        f"{r['sampler']}-{r['steps']}"
+        for r in rows
+        if r["nfe"] <= MAX_NFE and r["fid"] <= WITHIN_FLOOR * floor_fid
+    ]
     both = [name for name in within_reference if name in within_floor]
     return {
         "max_nfe": MAX_NFE,
@@ -205,11 +263,26 @@ def plot_fid_vs_nfe(rows: list[dict], floor_fid: float, path: Path) -> Path:
         points = sorted((r["nfe"], r["fid"]) for r in rows if r["sampler"] == sampler)
         ax.plot(*zip(*points), marker="o", label=LABELS.get(sampler, sampler))
     reference = rows[0]
-    ax.plot([reference["nfe"]], [reference["fid"]], marker="*", ms=14, color="k", ls="none",
-            label=f"{LABELS.get(reference['sampler'], reference['sampler'])}-{reference['steps']} (reference)")
+    ax.plot(
+        [reference["nfe"]],
+        [reference["fid"]],
+        marker="*",
+        ms=14,
+        color="k",
+        ls="none",
+        label=f"{LABELS.get(reference['sampler'], reference['sampler'])}-{reference['steps']} (reference)",
+    )
     ax.axhline(floor_fid, color="k", lw=1, ls=":", label="floor (real digits)")
-    ax.axhline(WITHIN_FLOOR * floor_fid, color="gray", lw=1, ls="--", label="1.2 x floor")
-    ax.axvline(MAX_NFE, color="gray", lw=0.6, ls="-.", label=f"{MAX_NFE} evaluations (target budget)")
+    ax.axhline(
+        WITHIN_FLOOR * floor_fid, color="gray", lw=1, ls="--", label="1.2 x floor"
+    )
+    ax.axvline(
+        MAX_NFE,
+        color="gray",
+        lw=0.6,
+        ls="-.",
+        label=f"{MAX_NFE} evaluations (target budget)",
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("model evaluations (NFE, log scale)")

@@ -39,14 +39,28 @@ from snippets.schedules import NoiseSchedule
 def _cases():
     """(name, our progressive sampler, its options, diffusers scheduler, step kwargs, evaluations per step)."""
     return [
-        ("ddpm", ddpm_sample_progressive, {"clip_sample": True}, DDPMScheduler(clip_sample=True), {}),
+        (
+            "ddpm",
+            ddpm_sample_progressive,
+            {"clip_sample": True},
+            DDPMScheduler(clip_sample=True),
+            {},
+        ),
         ("ddim", ddim_sample_progressive, {"eta": 0.0}, DDIMScheduler(), {"eta": 0.0}),
-        ("euler", euler_sample_progressive, {}, EulerDiscreteScheduler(use_karras_sigmas=True), {}),
+        (
+            "euler",
+            euler_sample_progressive,
+            {},
+            EulerDiscreteScheduler(use_karras_sigmas=True),
+            {},
+        ),
         (
             "heun",
             heun_sample_progressive,
             {},
-            HeunDiscreteScheduler(beta_start=1e-4, beta_end=0.02, use_karras_sigmas=True),
+            HeunDiscreteScheduler(
+                beta_start=1e-4, beta_end=0.02, use_karras_sigmas=True
+            ),
             {},
         ),
         (
@@ -82,7 +96,14 @@ def _paired_median_seconds(fn_a, fn_b, repeats: int) -> tuple[float, float]:
 
 def _ours(progressive, options, model, x_T, schedule, steps):
     def loop():
-        for _ in progressive(model, x_T, schedule, steps, generator=torch.Generator().manual_seed(0), **options):
+        for _ in progressive(
+            model,
+            x_T,
+            schedule,
+            steps,
+            generator=torch.Generator().manual_seed(0),
+            **options,
+        ):
             pass
 
     return loop
@@ -95,9 +116,13 @@ def _diffusers(scheduler, step_kwargs, model, x_T, steps):
         x = x_T * scheduler.init_noise_sigma
         with torch.no_grad():
             for t in scheduler.timesteps:
-                model_output = model(scheduler.scale_model_input(x, t), t.expand(x.shape[0]))
+                model_output = model(
+                    scheduler.scale_model_input(x, t), t.expand(x.shape[0])
+                )
                 if isinstance(scheduler, (DDPMScheduler, EulerDiscreteScheduler)):
-                    x = scheduler.step(model_output, t, x, generator=generator, **step_kwargs).prev_sample
+                    x = scheduler.step(
+                        model_output, t, x, generator=generator, **step_kwargs
+                    ).prev_sample
                 else:
                     x = scheduler.step(model_output, t, x, **step_kwargs).prev_sample
 
@@ -123,7 +148,9 @@ def run(fast: bool = False) -> dict:
     """Time every sampler against diffusers; see the module docstring for what is measured."""
     torch.manual_seed(0)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # step math on small tensors: one thread is steadier on a shared machine
+    torch.set_num_threads(
+        1
+    )  # step math on small tensors: one thread is steadier on a shared machine
     try:
         return _run(fast)
     finally:
@@ -147,7 +174,9 @@ def _run(fast: bool) -> dict:
         "repeats": repeats,
         "torch_threads": 1,
         "unet": unet_note,
-        "unet_forward_ms": None if unet_seconds is None else round(unet_seconds * 1e3, 3),
+        "unet_forward_ms": None
+        if unet_seconds is None
+        else round(unet_seconds * 1e3, 3),
         "samplers": {},
     }
     for name, progressive, options, scheduler, step_kwargs in _cases():
@@ -163,7 +192,9 @@ def _run(fast: bool) -> dict:
             "ratio": round(ours / theirs, 3),
         }
         if unet_seconds is not None:
-            entry["share_of_step_with_unet"] = round(ours / (ours + evaluations * unet_seconds), 5)
+            entry["share_of_step_with_unet"] = round(
+                ours / (ours + evaluations * unet_seconds), 5
+            )
         results["samplers"][name] = entry
     results["max_ratio"] = max(entry["ratio"] for entry in results["samplers"].values())
     return results

@@ -46,12 +46,34 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD_TARGET_S = 15.0
-PAGE_TARGET_BYTES = 1.5e6   # 1.5 MB (decimal megabytes)
+PAGE_TARGET_BYTES = 1.5e6  # 1.5 MB (decimal megabytes)
 TOP = 5
-FETCHING_RELS = {"stylesheet", "icon", "shortcut", "apple-touch-icon", "preload", "modulepreload", "manifest"}
-_CSS_URL = re.compile(r"""url\(\s*(?P<q>['"]?)(?P<url>.*?)(?P=q)\s*\)""", re.IGNORECASE | re.DOTALL)
-COMPRESSED = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".woff", ".woff2", ".gz", ".zip"}
-_CSS_IMPORT = re.compile(r"""@import\s+(?P<q>['"])(?P<url>[^'"]+)(?P=q)""", re.IGNORECASE)
+FETCHING_RELS = {
+    "stylesheet",
+    "icon",
+    "shortcut",
+    "apple-touch-icon",
+    "preload",
+    "modulepreload",
+    "manifest",
+}
+_CSS_URL = re.compile(
+    r"""url\(\s*(?P<q>['"]?)(?P<url>.*?)(?P=q)\s*\)""", re.IGNORECASE | re.DOTALL
+)
+COMPRESSED = {
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".webp",
+    ".woff",
+    ".woff2",
+    ".gz",
+    ".zip",
+}
+_CSS_IMPORT = re.compile(
+    r"""@import\s+(?P<q>['"])(?P<url>[^'"]+)(?P=q)""", re.IGNORECASE
+)
 
 
 def gzipped_size(data: bytes, name: str) -> int:
@@ -78,16 +100,31 @@ def cold_build(site_dir: Path, allow_warnings: bool = False) -> tuple[float, lis
         RuntimeError: If the build fails (its log tail is in the message).
     """
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(REPO / "mkdocs.yml"),
-           "--site-dir", str(site_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mkdocs",
+        "build",
+        "--strict",
+        "--config-file",
+        str(REPO / "mkdocs.yml"),
+        "--site-dir",
+        str(site_dir),
+    ]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )
     seconds = time.perf_counter() - start
     log = proc.stdout + proc.stderr
     warnings = [line.strip() for line in log.splitlines() if line.startswith("WARNING")]
-    aborted_for_warnings = "in strict mode!" in log and (site_dir / "index.html").is_file()
+    aborted_for_warnings = (
+        "in strict mode!" in log and (site_dir / "index.html").is_file()
+    )
     if proc.returncode != 0 and not (allow_warnings and aborted_for_warnings):
-        raise RuntimeError(f"`mkdocs build --strict` failed (exit {proc.returncode}):\n{log[-3000:]}")
+        raise RuntimeError(
+            f"`mkdocs build --strict` failed (exit {proc.returncode}):\n{log[-3000:]}"
+        )
     return seconds, warnings
 
 
@@ -102,7 +139,11 @@ class _Resources(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == "link" and a.get("href") and FETCHING_RELS & set((a.get("rel") or "").lower().split()):
+        if (
+            tag == "link"
+            and a.get("href")
+            and FETCHING_RELS & set((a.get("rel") or "").lower().split())
+        ):
             self.urls.append(a["href"])
         elif tag == "script" and a.get("src"):
             self.urls.append(a["src"])
@@ -131,7 +172,9 @@ def _local_file(site: Path, page_path: Path, url: str) -> Path | None:
     target = (page_path.parent / unquote(parts.path)).resolve()
     if target.is_dir():
         target = target / "index.html"
-    return target if target.is_file() and target.is_relative_to(site.resolve()) else None
+    return (
+        target if target.is_file() and target.is_relative_to(site.resolve()) else None
+    )
 
 
 def static_page_weight(site: Path, page: Path) -> dict:
@@ -151,8 +194,13 @@ def static_page_weight(site: Path, page: Path) -> dict:
     if parser.config.strip():
         config = json.loads(parser.config)
         base = config.get("base", ".")
-        if config.get("search"):  # Material's search worker fetches the index at start-up
-            pending += [(page, config["search"]), (page, f"{base}/search/search_index.json")]
+        if config.get(
+            "search"
+        ):  # Material's search worker fetches the index at start-up
+            pending += [
+                (page, config["search"]),
+                (page, f"{base}/search/search_index.json"),
+            ]
     while pending:
         referrer, url = pending.pop()
         target = _local_file(site, referrer, url)
@@ -161,7 +209,10 @@ def static_page_weight(site: Path, page: Path) -> dict:
         files[target] = target.stat().st_size
         if target.suffix == ".css":
             css = target.read_text(encoding="utf-8", errors="replace")
-            pending += [(target, m.group("url")) for m in (*_CSS_URL.finditer(css), *_CSS_IMPORT.finditer(css))]
+            pending += [
+                (target, m.group("url"))
+                for m in (*_CSS_URL.finditer(css), *_CSS_IMPORT.finditer(css))
+            ]
     html_bytes = page.stat().st_size
     gzip_bytes = sum(_gzipped_file_size(path) for path in (page, *files))
     return {
@@ -182,12 +233,18 @@ def _url(site: Path, page: Path) -> str:
 def pages(site: Path) -> list[Path]:
     """Every HTML page a reader can open (not the copied MathJax or snippets folders)."""
     skip = {"assets", "snippets", "search"}
-    return sorted(p for p in site.rglob("*.html") if p.relative_to(site).parts[0] not in skip)
+    return sorted(
+        p for p in site.rglob("*.html") if p.relative_to(site).parts[0] not in skip
+    )
 
 
 def chromium() -> str | None:
     """Debian's Chromium, as for the browser test: $FEAST_CHROMIUM, `chromium` on PATH, /usr/bin/chromium."""
-    for candidate in (os.environ.get("FEAST_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+    for candidate in (
+        os.environ.get("FEAST_CHROMIUM"),
+        shutil.which("chromium"),
+        "/usr/bin/chromium",
+    ):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     return None
@@ -202,16 +259,24 @@ def browser_page_weights(site: Path, urls: list[str], executable: str) -> list[d
     """Bytes each page really loads in headless Chromium with an empty cache (see module docstring)."""
     from playwright.sync_api import sync_playwright
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     root = f"http://127.0.0.1:{server.server_address[1]}/"
     results = []
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, headless=True,
-                                                 args=["--no-sandbox", "--disable-gpu",
-                                                       "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"])
+            browser = playwright.chromium.launch(
+                executable_path=executable,
+                headless=True,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                ],
+            )
             try:
                 for url in urls:
                     results.append(_load(browser, urljoin(root, url), url))
@@ -224,19 +289,30 @@ def browser_page_weights(site: Path, urls: list[str], executable: str) -> list[d
 
 
 def _load(browser, address: str, url: str) -> dict:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, service_workers="block"
+    )
     context.set_default_timeout(60_000)
     responses = []
     remote = []
     context.on("response", lambda response: responses.append(response))
-    context.on("request", lambda r: urlsplit(r.url).hostname not in ("127.0.0.1", None) and remote.append(r.url))
+    context.on(
+        "request",
+        lambda r: (
+            urlsplit(r.url).hostname not in ("127.0.0.1", None) and remote.append(r.url)
+        ),
+    )
     try:
         page = context.new_page()
         page.goto(address, wait_until="load")
         # MathJax typesets after load and fetches fonts and extensions as it goes
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
-        page.evaluate("() => MathJax.startup.promise.then(() => document.fonts ? document.fonts.ready : null)"
-                      ".then(() => true)")
+        page.wait_for_function(
+            "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
+        )
+        page.evaluate(
+            "() => MathJax.startup.promise.then(() => document.fonts ? document.fonts.ready : null)"
+            ".then(() => true)"
+        )
         page.wait_for_load_state("networkidle")
         sizes, gzipped = {}, {}
         for response in responses:
@@ -249,8 +325,16 @@ def _load(browser, address: str, url: str) -> dict:
                     continue
     finally:
         context.close()
-    return {"page": url, "total_bytes": sum(sizes.values()), "gzip_bytes": sum(gzipped.values()), "requests": len(sizes), "remote_requests": len(remote),
-            "largest": sorted(((u.split("/", 3)[-1], b) for u, b in sizes.items()), key=lambda x: -x[1])[:3]}
+    return {
+        "page": url,
+        "total_bytes": sum(sizes.values()),
+        "gzip_bytes": sum(gzipped.values()),
+        "requests": len(sizes),
+        "remote_requests": len(remote),
+        "largest": sorted(
+            ((u.split("/", 3)[-1], b) for u, b in sizes.items()), key=lambda x: -x[1]
+        )[:3],
+    }
 
 
 def run(fast: bool = False) -> dict:
@@ -269,16 +353,25 @@ def run(fast: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="feast-bench-site-") as tmp:
         for i in range(repeats):
             site = Path(tmp) / f"site-{i}"  # a fresh folder each time
-            took, warnings = cold_build(site, allow_warnings=os.environ.get("FEAST_BENCH_ALLOW_WARNINGS") == "1")
+            took, warnings = cold_build(
+                site, allow_warnings=os.environ.get("FEAST_BENCH_ALLOW_WARNINGS") == "1"
+            )
             seconds.append(took)
         html_pages = pages(site)
-        static = sorted((static_page_weight(site, p) for p in html_pages), key=lambda r: -r["total_bytes"])
+        static = sorted(
+            (static_page_weight(site, p) for p in html_pages),
+            key=lambda r: -r["total_bytes"],
+        )
         executable = None if fast else chromium()
         browser = None
-        browser_note = "fast mode: not measured" if fast else "Chromium not found: not measured"
+        browser_note = (
+            "fast mode: not measured" if fast else "Chromium not found: not measured"
+        )
         if executable:
-            browser = sorted(browser_page_weights(site, [r["page"] for r in static], executable),
-                             key=lambda r: -r["total_bytes"])
+            browser = sorted(
+                browser_page_weights(site, [r["page"] for r in static], executable),
+                key=lambda r: -r["total_bytes"],
+            )
             browser_note = f"headless Chromium {executable}, fresh context per page, after MathJax typesetting"
         site_bytes = sum(f.stat().st_size for f in site.rglob("*") if f.is_file())
     build_median = statistics.median(seconds)
@@ -302,14 +395,19 @@ def run(fast: bool = False) -> dict:
         "browser_note": browser_note,
         "browser_top": None if browser is None else browser[:TOP],
         "browser_max_bytes": None if browser is None else browser[0]["total_bytes"],
-        "browser_remote_requests": None if browser is None else sum(r["remote_requests"] for r in browser),
+        "browser_remote_requests": None
+        if browser is None
+        else sum(r["remote_requests"] for r in browser),
         "page_target_bytes": PAGE_TARGET_BYTES,
         "largest_page": largest["page"],
         "largest_page_bytes": largest["total_bytes"],
-        "largest_page_gzip_bytes": max(row["gzip_bytes"] for row in (browser or static)),
+        "largest_page_gzip_bytes": max(
+            row["gzip_bytes"] for row in (browser or static)
+        ),
         "largest_page_measured_by": "static" if browser is None else "browser",
         "page_target_met": largest["total_bytes"] <= PAGE_TARGET_BYTES,
-        "page_target_met_gzip": max(row["gzip_bytes"] for row in (browser or static)) <= PAGE_TARGET_BYTES,
+        "page_target_met_gzip": max(row["gzip_bytes"] for row in (browser or static))
+        <= PAGE_TARGET_BYTES,
     }
 
 
@@ -319,9 +417,12 @@ def markdown(record: dict) -> str:
     builds = ", ".join(f"{s:.1f}" for s in r["build_seconds"])
     lines = []
     if not r["strict_build_passed"]:
-        lines += [f"!!! warning \"Measured while other pages were being written\"",
-                  f"    The strict build stopped on {len(r['strict_warnings'])} warning(s) from pages in progress "
-                  f"(MkDocs had written the whole site); rerun when the build is clean.", ""]
+        lines += [
+            '!!! warning "Measured while other pages were being written"',
+            f"    The strict build stopped on {len(r['strict_warnings'])} warning(s) from pages in progress "
+            f"(MkDocs had written the whole site); rerun when the build is clean.",
+            "",
+        ]
     lines += [
         f"Cold `mkdocs build --strict` ({r['pages']} pages, {r['site_bytes'] / 1e6:.1f} MB on disk): median "
         f"**{r['build_median_seconds']:.1f} s** of {len(r['build_seconds'])} ({builds} s) on {r['cores']} cores; "
@@ -335,11 +436,21 @@ def markdown(record: dict) -> str:
     static = r["static_bytes_by_page"]
     order = list(browser) or [row["page"] for row in r["static_top"]]
     static_gzip = r["static_gzip_bytes_by_page"]
-    lines += ["| page | browser: MB loaded | browser: MB gzipped | requests | static parse: MB | static parse: MB gzipped |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "| page | browser: MB loaded | browser: MB gzipped | requests | static parse: MB | static parse: MB gzipped |",
+        "|---|---|---|---|---|---|",
+    ]
     for page in order:
         b = browser.get(page)
-        cells = [f"{b['total_bytes'] / 1e6:.2f}", f"{b['gzip_bytes'] / 1e6:.2f}", str(b["requests"])] if b else ["n/a"] * 3
+        cells = (
+            [
+                f"{b['total_bytes'] / 1e6:.2f}",
+                f"{b['gzip_bytes'] / 1e6:.2f}",
+                str(b["requests"]),
+            ]
+            if b
+            else ["n/a"] * 3
+        )
         cells += [f"{static[page] / 1e6:.2f}", f"{static_gzip[page] / 1e6:.2f}"]
         lines.append(f"| `{page or '/'}` | " + " | ".join(cells) + " |")
     lines += [
@@ -350,12 +461,18 @@ def markdown(record: dict) -> str:
         f"uncompressed (a server that does not compress, such as `mkdocs serve`), "
         f"**{'met' if r['page_target_met_gzip'] else 'not met'}** gzipped (GitHub Pages). "
         f"Browser: {r['browser_note']}"
-        + ("" if r["browser_remote_requests"] is None else f"; requests to other hosts: {r['browser_remote_requests']}")
+        + (
+            ""
+            if r["browser_remote_requests"] is None
+            else f"; requests to other hosts: {r['browser_remote_requests']}"
+        )
         + ".",
     ]
     if r["browser_top"]:
         top = r["browser_top"][0]
-        heaviest = ", ".join(f"`{name}` {size / 1e6:.2f} MB" for name, size in top["largest"])
+        heaviest = ", ".join(
+            f"`{name}` {size / 1e6:.2f} MB" for name, size in top["largest"]
+        )
         lines += ["", f"Its heaviest files: {heaviest}."]
     return "\n".join(lines) + "\n"
 

@@ -49,7 +49,10 @@ def course_unet2dmodel(sample_size: int = 16):
     from diffusers import UNet2DModel
 
     return UNet2DModel(
-        sample_size=sample_size, in_channels=1, out_channels=1, layers_per_block=2,
+        sample_size=sample_size,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=2,
         block_out_channels=(32, 64, 64),
         down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
         up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
@@ -65,8 +68,13 @@ def contenders(tiny: bool) -> dict:
         "ours": (lambda: UNet(**ours_config), dict(), True),
         "diffusers": (
             lambda: DiffusersUNet(course_unet2dmodel()),
-            dict(prediction_type="epsilon", min_snr_gamma=None, learning_rate=4e-4, lr_schedule="constant",
-                 warmup_steps=0),
+            dict(
+                prediction_type="epsilon",
+                min_snr_gamma=None,
+                learning_rate=4e-4,
+                lr_schedule="constant",
+                warmup_steps=0,
+            ),
             False,
         ),
     }
@@ -83,7 +91,11 @@ def run(fast: bool = False) -> dict:
     """
     budgets = (0.02,) if fast else (1.0, 3.0, 10.0)
     n = 16 if fast else 500
-    samplers = (("ddpm", 4), ("dpmsolver++", 3)) if fast else (("ddpm", 250), ("dpmsolver++", 20))
+    samplers = (
+        (("ddpm", 4), ("dpmsolver++", 3))
+        if fast
+        else (("ddpm", 250), ("dpmsolver++", 20))
+    )
     images = load_digits("train")[0]
     classifier = load_classifier()
     floor = fid_floor(n, classifier)
@@ -92,47 +104,68 @@ def run(fast: bool = False) -> dict:
         for minutes in budgets:
             torch.manual_seed(0)
             model = factory()
-            config = TrainConfig(minutes=minutes, checkpoint_every=0, **recipe, **({"batch_size": 8} if fast else {}))
+            config = TrainConfig(
+                minutes=minutes,
+                checkpoint_every=0,
+                **recipe,
+                **({"batch_size": 8} if fast else {}),
+            )
             start = time.perf_counter()
             result = train(model, images, config=config, progress_bar=False)
             train_seconds = time.perf_counter() - start
             if use_ema:
                 model.load_state_dict(result.ema_state)
             model.eval()
-            schedule = NoiseSchedule.from_name(config.schedule, config.num_train_timesteps)
+            schedule = NoiseSchedule.from_name(
+                config.schedule, config.num_train_timesteps
+            )
             last = result.losses[-50:]
             for sampler, steps in samplers:
                 generator = torch.Generator().manual_seed(0)
                 x_T = torch.randn((n, 1, 16, 16), generator=generator)
                 start = time.perf_counter()
                 with torch.no_grad():
-                    x0 = SAMPLERS[sampler](model, x_T, schedule, steps, prediction_type=config.prediction_type,
-                                           generator=generator)
+                    x0 = SAMPLERS[sampler](
+                        model,
+                        x_T,
+                        schedule,
+                        steps,
+                        prediction_type=config.prediction_type,
+                        generator=generator,
+                    )
                 metrics = digit_metrics(x0, classifier)
-                rows.append({
-                    "model": name,
-                    "minutes": minutes,
-                    "train_seconds": round(train_seconds, 1),
-                    "steps": result.step,
-                    "steps_per_second": round(result.steps_per_second, 2),
-                    "params": sum(p.numel() for p in model.parameters()),
-                    "final_loss": sum(last) / len(last),
-                    "sampler": sampler,
-                    "sampler_steps": steps,
-                    "sample_seconds": round(time.perf_counter() - start, 1),
-                    "fid": metrics["fid"],
-                    "fid_over_floor": metrics["fid"] / floor["fid"],
-                    "confidence": metrics["confidence"],
-                    "class_entropy": metrics["class_entropy"],
-                })
-    plot = plot_fid_vs_minutes(rows, floor["fid"], (RESULTS / "fast" if fast else RESULTS) / "train_vs_diffusers.png")
+                rows.append(
+                    {
+                        "model": name,
+                        "minutes": minutes,
+                        "train_seconds": round(train_seconds, 1),
+                        "steps": result.step,
+                        "steps_per_second": round(result.steps_per_second, 2),
+                        "params": sum(p.numel() for p in model.parameters()),
+                        "final_loss": sum(last) / len(last),
+                        "sampler": sampler,
+                        "sampler_steps": steps,
+                        "sample_seconds": round(time.perf_counter() - start, 1),
+                        "fid": metrics["fid"],
+                        "fid_over_floor": metrics["fid"] / floor["fid"],
+                        "confidence": metrics["confidence"],
+                        "class_entropy": metrics["class_entropy"],
+                    }
+                )
+    plot = plot_fid_vs_minutes(
+        rows,
+        floor["fid"],
+        (RESULTS / "fast" if fast else RESULTS) / "train_vs_diffusers.png",
+    )
     return {
         "n_samples": n,
         "floor": floor,
         "rows": rows,
         "table": markdown_table(rows, floor["fid"]),
         "time_to_1.2x_floor_minutes": time_to_quality(rows, floor["fid"]),
-        "plot": str(plot.relative_to(Path.cwd()) if plot.is_relative_to(Path.cwd()) else plot),
+        "plot": str(
+            plot.relative_to(Path.cwd()) if plot.is_relative_to(Path.cwd()) else plot
+        ),
     }
 
 
@@ -142,19 +175,25 @@ def time_to_quality(rows: list[dict], floor: float, factor: float = 1.2) -> dict
     for row in rows:
         key = f"{row['model']}/{row['sampler']}"
         out.setdefault(key, None)
-        if row["fid"] <= factor * floor and (out[key] is None or row["minutes"] < out[key]):
+        if row["fid"] <= factor * floor and (
+            out[key] is None or row["minutes"] < out[key]
+        ):
             out[key] = row["minutes"]
     return out
 
 
 def markdown_table(rows: list[dict], floor: float) -> str:
     """The rows as a Markdown table."""
-    lines = ["| model | CPU min | steps | steps/s | params | final loss | sampler | FID | FID / floor |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | CPU min | steps | steps/s | params | final loss | sampler | FID | FID / floor |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['minutes']:g} | {r['steps']} | {r['steps_per_second']:.2f} | "
-                     f"{r['params'] / 1e6:.2f}M | {r['final_loss']:.4f} | {r['sampler']} ({r['sampler_steps']}) | "
-                     f"{r['fid']:.1f} | {r['fid_over_floor']:.2f} |")
+        lines.append(
+            f"| {r['model']} | {r['minutes']:g} | {r['steps']} | {r['steps_per_second']:.2f} | "
+            f"{r['params'] / 1e6:.2f}M | {r['final_loss']:.4f} | {r['sampler']} ({r['sampler_steps']}) | "
+            f"{r['fid']:.1f} | {r['fid_over_floor']:.2f} |"
+        )
     lines.append(f"\nFloor (real train digits vs test split): FID {floor:.1f}.")
     return "\n".join(lines)
 
@@ -168,9 +207,17 @@ def plot_fid_vs_minutes(rows: list[dict], floor: float, path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for key in sorted({(r["model"], r["sampler"], r["sampler_steps"]) for r in rows}):
-        points = sorted((r["minutes"], r["fid"]) for r in rows if (r["model"], r["sampler"], r["sampler_steps"]) == key)
-        ax.plot(*zip(*points), marker="o", ls="-" if key[0] == "ours" else "--",
-                label=f"{key[0]}, {key[1]} ({key[2]} steps)")
+        points = sorted(
+            (r["minutes"], r["fid"])
+            for r in rows
+            if (r["model"], r["sampler"], r["sampler_steps"]) == key
+        )
+        ax.plot(
+            *zip(*points),
+            marker="o",
+            ls="-" if key[0] == "ours" else "--",
+            label=f"{key[0]}, {key[1]} ({key[2]} steps)",
+        )
     ax.axhline(floor, color="k", lw=1, ls=":", label="floor (real digits)")
     ax.axhline(1.2 * floor, color="gray", lw=0.8, ls=":", label="1.2 x floor")
     ax.set_xlabel("training budget (CPU minutes)")

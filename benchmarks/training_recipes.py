@@ -58,7 +58,9 @@ SCHEDULES = ("linear", "cosine")
 SAMPLER, SAMPLER_STEPS = "dpmsolver++", 20
 
 
-def calibrate(sizes: dict[str, dict] | None = None, steps: int = 40, warmup: int = 5) -> dict:
+def calibrate(
+    sizes: dict[str, dict] | None = None, steps: int = 40, warmup: int = 5
+) -> dict:
     """Measure training steps per second of each model size on this machine's CPU.
 
     Args:
@@ -76,9 +78,21 @@ def calibrate(sizes: dict[str, dict] | None = None, steps: int = 40, warmup: int
         torch.manual_seed(0)
         model = UNet(**config)
         recipe = dict(mixed_precision="no", checkpoint_every=0)
-        train(model, images, config=TrainConfig(steps=warmup, **recipe), accelerator=_cpu(), progress_bar=False)
+        train(
+            model,
+            images,
+            config=TrainConfig(steps=warmup, **recipe),
+            accelerator=_cpu(),
+            progress_bar=False,
+        )
         start = time.perf_counter()
-        train(model, images, config=TrainConfig(steps=steps, **recipe), accelerator=_cpu(), progress_bar=False)
+        train(
+            model,
+            images,
+            config=TrainConfig(steps=steps, **recipe),
+            accelerator=_cpu(),
+            progress_bar=False,
+        )
         rates[name] = steps / (time.perf_counter() - start)
         print(f"calibration: {name} {rates[name]:.2f} steps/s", flush=True)
     return {
@@ -94,21 +108,40 @@ def _cpu():
     return Accelerator(cpu=True)
 
 
-def grid(calibration: dict, budgets=BUDGETS, sizes=None, learning_rates=LEARNING_RATES, schedules=SCHEDULES,
-         fast: bool = False) -> list[dict]:
+def grid(
+    calibration: dict,
+    budgets=BUDGETS,
+    sizes=None,
+    learning_rates=LEARNING_RATES,
+    schedules=SCHEDULES,
+    fast: bool = False,
+) -> list[dict]:
     """Every (size, budget, learning rate, schedule) job, with its budget converted to steps."""
     sizes = list(SIZES) if sizes is None else sizes
     jobs = []
-    for size, minutes, lr, schedule in itertools.product(sizes, budgets, learning_rates, schedules):
+    for size, minutes, lr, schedule in itertools.product(
+        sizes, budgets, learning_rates, schedules
+    ):
         steps = max(1, round(minutes * 60 * calibration["steps_per_second"][size]))
-        jobs.append(dict(size=size, minutes=minutes, learning_rate=lr, schedule=schedule, steps=steps, fast=fast))
+        jobs.append(
+            dict(
+                size=size,
+                minutes=minutes,
+                learning_rate=lr,
+                schedule=schedule,
+                steps=steps,
+                fast=fast,
+            )
+        )
     # longest first: the best packing when jobs run in parallel
     return sorted(jobs, key=lambda job: -job["steps"])
 
 
 def run_job(job: dict) -> dict:
     """Train one recipe for its step budget, sample from its EMA weights and score the samples."""
-    torch.set_num_threads(int(os.environ.get("RECIPES_THREADS", torch.get_num_threads())))
+    torch.set_num_threads(
+        int(os.environ.get("RECIPES_THREADS", torch.get_num_threads()))
+    )
     torch.backends.cudnn.allow_tf32 = False  # fp32 convolutions on a GPU, as on the CPU
     fast = job["fast"]
     n = 16 if fast else 500
@@ -116,8 +149,12 @@ def run_job(job: dict) -> dict:
     torch.manual_seed(0)
     model = UNet(**SIZES[job["size"]])
     config = TrainConfig(
-        steps=job["steps"], learning_rate=job["learning_rate"], schedule=job["schedule"],
-        warmup_steps=min(100, max(1, job["steps"] // 10)), mixed_precision="no", checkpoint_every=0,
+        steps=job["steps"],
+        learning_rate=job["learning_rate"],
+        schedule=job["schedule"],
+        warmup_steps=min(100, max(1, job["steps"] // 10)),
+        mixed_precision="no",
+        checkpoint_every=0,
         **({"batch_size": 8} if fast else {}),
     )
     start = time.perf_counter()
@@ -130,14 +167,23 @@ def run_job(job: dict) -> dict:
     generator = torch.Generator().manual_seed(0)
     x_T = torch.randn((n, 1, 16, 16), generator=generator).to(device)
     with torch.no_grad():
-        x0 = SAMPLERS[SAMPLER](lambda x, t: model(x, t.to(x.device)), x_T, schedule,
-                               3 if fast else SAMPLER_STEPS, prediction_type=config.prediction_type)
+        x0 = SAMPLERS[SAMPLER](
+            lambda x, t: model(x, t.to(x.device)),
+            x_T,
+            schedule,
+            3 if fast else SAMPLER_STEPS,
+            prediction_type=config.prediction_type,
+        )
     metrics = digit_metrics(x0.cpu(), load_classifier())
     last = result.losses[-100:]
     return {
-        **{k: job[k] for k in ("size", "minutes", "learning_rate", "schedule", "steps")},
+        **{
+            k: job[k] for k in ("size", "minutes", "learning_rate", "schedule", "steps")
+        },
         "params": sum(p.numel() for p in model.parameters()),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else "cpu",
         "train_seconds": round(train_seconds, 1),
         "final_loss": sum(last) / len(last),
         "fid": metrics["fid"],
@@ -146,7 +192,12 @@ def run_job(job: dict) -> dict:
     }
 
 
-def execute(jobs: list[dict], workers: int = 1, out: Path | None = None, deadline: float | None = None) -> list[dict]:
+def execute(
+    jobs: list[dict],
+    workers: int = 1,
+    out: Path | None = None,
+    deadline: float | None = None,
+) -> list[dict]:
     """Run the jobs, `workers` at a time in separate processes; append each row to `out` (JSON lines) as it ends.
 
     Args:
@@ -167,8 +218,10 @@ def execute(jobs: list[dict], workers: int = 1, out: Path | None = None, deadlin
         if out is not None:
             with open(out, "a") as f:
                 f.write(json.dumps(row) + "\n")
-        bar.set_postfix_str(f"{row['size']} {row['minutes']:g} min lr {row['learning_rate']:g} "
-                            f"{row['schedule']}: FID {row['fid']:.1f}")
+        bar.set_postfix_str(
+            f"{row['size']} {row['minutes']:g} min lr {row['learning_rate']:g} "
+            f"{row['schedule']}: FID {row['fid']:.1f}"
+        )
         bar.update(1)
 
     with tqdm(total=len(jobs), unit="run") as bar:
@@ -187,7 +240,9 @@ def execute(jobs: list[dict], workers: int = 1, out: Path | None = None, deadlin
             left = None if deadline is None else deadline - (time.monotonic() - start)
             if left is not None and left <= 0:
                 break
-            done, pending = cf.wait(pending, timeout=left, return_when=cf.FIRST_COMPLETED)
+            done, pending = cf.wait(
+                pending, timeout=left, return_when=cf.FIRST_COMPLETED
+            )
             for future in done:
                 try:
                     record(future.result())
@@ -201,20 +256,47 @@ def execute(jobs: list[dict], workers: int = 1, out: Path | None = None, deadlin
     return rows
 
 
-def summarise(rows: list[dict], floor: dict, calibration: dict, n: int, planned: list[dict]) -> dict:
+def summarise(
+    rows: list[dict], floor: dict, calibration: dict, n: int, planned: list[dict]
+) -> dict:
     """The JSON result: rows in grid order, the best recipe per budget, the grid's unmeasured cells."""
     order = {k: i for i, k in enumerate(SIZES)}
-    rows = sorted(rows, key=lambda r: (order[r["size"]], r["minutes"], r["learning_rate"], r["schedule"]))
+    rows = sorted(
+        rows,
+        key=lambda r: (
+            order[r["size"]],
+            r["minutes"],
+            r["learning_rate"],
+            r["schedule"],
+        ),
+    )
     for row in rows:
         row["fid_over_floor"] = row["fid"] / floor["fid"]
     best = {}
     for minutes in sorted({r["minutes"] for r in rows}):
-        winner = min((r for r in rows if r["minutes"] == minutes), key=lambda r: r["fid"])
-        best[f"{minutes:g}"] = {k: winner[k] for k in ("size", "learning_rate", "schedule", "steps", "fid",
-                                                      "fid_over_floor")}
-    measured = {(r["size"], r["minutes"], r["learning_rate"], r["schedule"]) for r in rows}
-    missing = [job for job in planned
-               if (job["size"], job["minutes"], job["learning_rate"], job["schedule"]) not in measured]
+        winner = min(
+            (r for r in rows if r["minutes"] == minutes), key=lambda r: r["fid"]
+        )
+        best[f"{minutes:g}"] = {
+            k: winner[k]
+            for k in (
+                "size",
+                "learning_rate",
+                "schedule",
+                "steps",
+                "fid",
+                "fid_over_floor",
+            )
+        }
+    measured = {
+        (r["size"], r["minutes"], r["learning_rate"], r["schedule"]) for r in rows
+    }
+    missing = [
+        job
+        for job in planned
+        if (job["size"], job["minutes"], job["learning_rate"], job["schedule"])
+        not in measured
+    ]
     return {
         "n_samples": n,
         "sampler": f"{SAMPLER} ({SAMPLER_STEPS} steps)",
@@ -225,7 +307,10 @@ def summarise(rows: list[dict], floor: dict, calibration: dict, n: int, planned:
         "budgets": sorted({job["minutes"] for job in planned}),
         "rows": rows,
         "best_per_budget": best,
-        "not_measured": [{k: j[k] for k in ("size", "minutes", "learning_rate", "schedule", "steps")} for j in missing],
+        "not_measured": [
+            {k: j[k] for k in ("size", "minutes", "learning_rate", "schedule", "steps")}
+            for j in missing
+        ],
     }
 
 
@@ -235,17 +320,34 @@ def _devices(rows: list[dict]) -> str:
     if not gpus:
         return "cpu"
     cpu = any(r["device"] == "cpu" for r in rows)
-    return ("the CPU (unmarked runs) and " if cpu else "") + " and ".join(gpus) + " (runs marked †)"
+    return (
+        ("the CPU (unmarked runs) and " if cpu else "")
+        + " and ".join(gpus)
+        + " (runs marked †)"
+    )
 
 
 def markdown(record: dict) -> str:
     """The results as a Markdown table (for `python -m benchmarks`, which adds the measured-at line)."""
     r = record["results"]
-    return markdown_table(r["rows"], r["floor"]["fid"], r["n_samples"], r["sampler"], r["calibration"], r["budgets"])
+    return markdown_table(
+        r["rows"],
+        r["floor"]["fid"],
+        r["n_samples"],
+        r["sampler"],
+        r["calibration"],
+        r["budgets"],
+    )
 
 
-def markdown_table(rows: list[dict], floor: float, n: int, sampler: str, calibration: dict,
-                   budgets: list[float]) -> str:
+def markdown_table(
+    rows: list[dict],
+    floor: float,
+    n: int,
+    sampler: str,
+    calibration: dict,
+    budgets: list[float],
+) -> str:
     """One row per (size, budget) of the grid, the four (learning rate, schedule) recipes as FID columns.
 
     The best FID of each row is bold; a dagger marks runs trained on a GPU (same steps, same seeds);
@@ -253,12 +355,19 @@ def markdown_table(rows: list[dict], floor: float, n: int, sampler: str, calibra
     """
     recipes = list(itertools.product(LEARNING_RATES, SCHEDULES))
     head = " | ".join(f"lr {lr:g}, {s}" for lr, s in recipes)
-    lines = [f"| size | params | CPU-min | steps | {head} |", "|---" * (4 + len(recipes)) + "|"]
+    lines = [
+        f"| size | params | CPU-min | steps | {head} |",
+        "|---" * (4 + len(recipes)) + "|",
+    ]
     missing = False
     for size in [s for s in SIZES if any(r["size"] == s for r in rows)]:
         params = next(r["params"] for r in rows if r["size"] == size)
         for minutes in budgets:
-            cells = {(r["learning_rate"], r["schedule"]): r for r in rows if (r["size"], r["minutes"]) == (size, minutes)}
+            cells = {
+                (r["learning_rate"], r["schedule"]): r
+                for r in rows
+                if (r["size"], r["minutes"]) == (size, minutes)
+            }
             best = min((c["fid"] for c in cells.values()), default=None)
             steps = max(1, round(minutes * 60 * calibration["steps_per_second"][size]))
             texts = []
@@ -267,15 +376,25 @@ def markdown_table(rows: list[dict], floor: float, n: int, sampler: str, calibra
                     missing = True
                     texts.append("–")
                     continue
-                text = f"{cells[key]['fid']:.1f}" + ("†" if cells[key]["device"] != "cpu" else "")
+                text = f"{cells[key]['fid']:.1f}" + (
+                    "†" if cells[key]["device"] != "cpu" else ""
+                )
                 texts.append(f"**{text}**" if cells[key]["fid"] == best else text)
-            lines.append(f"| {size} | {params / 1e6:.2f}M | {minutes:g} | {steps} | " + " | ".join(texts) + " |")
+            lines.append(
+                f"| {size} | {params / 1e6:.2f}M | {minutes:g} | {steps} | "
+                + " | ".join(texts)
+                + " |"
+            )
     devices = sorted({r["device"] for r in rows if r["device"] != "cpu"})
-    notes = [f"Digit FID (lower is better) of {n} samples, {sampler}, from each run's EMA weights.",
-             f"Floor (real train digits vs test split): {floor:.1f}; 1.2 x floor: {1.2 * floor:.1f}.",
-             "Steps: what one CPU-minute buys on the 2-core reference machine, times the budget."]
+    notes = [
+        f"Digit FID (lower is better) of {n} samples, {sampler}, from each run's EMA weights.",
+        f"Floor (real train digits vs test split): {floor:.1f}; 1.2 x floor: {1.2 * floor:.1f}.",
+        "Steps: what one CPU-minute buys on the 2-core reference machine, times the budget.",
+    ]
     if devices:
-        notes.append(f"† trained on {', '.join(devices)} (same steps and seeds); the others on the 2-core CPU.")
+        notes.append(
+            f"† trained on {', '.join(devices)} (same steps and seeds); the others on the 2-core CPU."
+        )
     if missing:
         notes.append("– not measured yet.")
     lines.append("\n" + " ".join(notes))
@@ -291,19 +410,37 @@ def plot(rows: list[dict], floor: float, path: Path) -> Path:
     import matplotlib.ticker
 
     sizes = [s for s in SIZES if any(r["size"] == s for r in rows)]
-    fig, axes = plt.subplots(1, len(sizes), figsize=(3.6 * len(sizes), 3.4), dpi=100, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(sizes),
+        figsize=(3.6 * len(sizes), 3.4),
+        dpi=100,
+        sharey=True,
+        squeeze=False,
+    )
     for ax, size in zip(axes[0], sizes):
         for lr, schedule in sorted({(r["learning_rate"], r["schedule"]) for r in rows}):
-            pts = sorted((r["minutes"], r["fid"]) for r in rows
-                         if (r["size"], r["learning_rate"], r["schedule"]) == (size, lr, schedule))
-            ax.plot(*zip(*pts), marker="o", ls="-" if schedule == "cosine" else "--",
-                    label=f"lr {lr:g}, {schedule}")
+            pts = sorted(
+                (r["minutes"], r["fid"])
+                for r in rows
+                if (r["size"], r["learning_rate"], r["schedule"])
+                == (size, lr, schedule)
+            )
+            ax.plot(
+                *zip(*pts),
+                marker="o",
+                ls="-" if schedule == "cosine" else "--",
+                label=f"lr {lr:g}, {schedule}",
+            )
         params = next(r["params"] for r in rows if r["size"] == size)
         ax.axhline(floor, color="k", lw=1, ls=":", label="floor")
         ax.axhline(1.2 * floor, color="gray", lw=0.8, ls=":", label="1.2 x floor")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xticks(sorted({r["minutes"] for r in rows}), [f"{m:g}" for m in sorted({r["minutes"] for r in rows})])
+        ax.set_xticks(
+            sorted({r["minutes"] for r in rows}),
+            [f"{m:g}" for m in sorted({r["minutes"] for r in rows})],
+        )
         ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_title(f"{size} ({params / 1e6:.2f}M params)", fontsize=10)
@@ -317,8 +454,13 @@ def plot(rows: list[dict], floor: float, path: Path) -> Path:
     return path
 
 
-def run(fast: bool = False, calibration: dict | None = None, rows: list[dict] | None = None,
-        workers: int = 1, out: Path | None = None) -> dict:
+def run(
+    fast: bool = False,
+    calibration: dict | None = None,
+    rows: list[dict] | None = None,
+    workers: int = 1,
+    out: Path | None = None,
+) -> dict:
     """Calibrate (unless given), train and score every recipe (unless `rows` are given), summarise, plot.
 
     Args:
@@ -332,9 +474,17 @@ def run(fast: bool = False, calibration: dict | None = None, rows: list[dict] | 
         JSON-serialisable results.
     """
     if fast:
-        calibration = calibration or calibrate({"small": SIZES["small"]}, steps=2, warmup=1)
-        jobs = grid(calibration, budgets=(0.02, 0.05), sizes=["small"], learning_rates=(2e-3,),
-                    schedules=("cosine",), fast=True)
+        calibration = calibration or calibrate(
+            {"small": SIZES["small"]}, steps=2, warmup=1
+        )
+        jobs = grid(
+            calibration,
+            budgets=(0.02, 0.05),
+            sizes=["small"],
+            learning_rates=(2e-3,),
+            schedules=("cosine",),
+            fast=True,
+        )
     else:
         calibration = calibration or calibrate()
         jobs = grid(calibration)
@@ -344,50 +494,118 @@ def run(fast: bool = False, calibration: dict | None = None, rows: list[dict] | 
     result = summarise(rows, fid_floor(n, load_classifier()), calibration, n, jobs)
     folder = Path(out) if out is not None else (RESULTS / "fast" if fast else RESULTS)
     path = plot(result["rows"], result["floor"]["fid"], folder / "training_recipes.png")
-    result["plot"] = str(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
+    result["plot"] = str(
+        path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    )
     return result
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calibrate", type=Path, metavar="JSON", help="only measure steps/s here, write them to JSON")
-    parser.add_argument("--calibration", type=Path, metavar="JSON", help="use steps/s measured earlier")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
-    parser.add_argument("--out", type=Path, metavar="JSONL", help="append each run's row to this file as it ends")
-    parser.add_argument("--budgets", type=float, nargs="+", default=BUDGETS, metavar="MIN", help="CPU-minute budgets")
-    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES), help="model sizes")
-    parser.add_argument("--shortest-first", action="store_true", help="run the cheapest runs first")
-    parser.add_argument("--deadline", type=float, metavar="SECONDS", help="drop the runs unfinished after this long")
-    parser.add_argument("--summarise", type=Path, metavar="JSONL",
-                        help="write benchmarks/results/training_recipes.json from rows computed earlier")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--calibrate",
+        type=Path,
+        metavar="JSON",
+        help="only measure steps/s here, write them to JSON",
+    )
+    parser.add_argument(
+        "--calibration", type=Path, metavar="JSON", help="use steps/s measured earlier"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="runs at a time, each in its own process"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="JSONL",
+        help="append each run's row to this file as it ends",
+    )
+    parser.add_argument(
+        "--budgets",
+        type=float,
+        nargs="+",
+        default=BUDGETS,
+        metavar="MIN",
+        help="CPU-minute budgets",
+    )
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        default=list(SIZES),
+        choices=list(SIZES),
+        help="model sizes",
+    )
+    parser.add_argument(
+        "--shortest-first", action="store_true", help="run the cheapest runs first"
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="drop the runs unfinished after this long",
+    )
+    parser.add_argument(
+        "--summarise",
+        type=Path,
+        metavar="JSONL",
+        help="write benchmarks/results/training_recipes.json from rows computed earlier",
+    )
     parser.add_argument("--fast", action="store_true", help="tiny smoke run")
     args = parser.parse_args(argv)
     if args.calibrate:
         args.calibrate.write_text(json.dumps(calibrate(), indent=2))
         return
     if args.calibration is None:
-        parser.error("--calibration JSON is required to train (measure it on the reference machine with --calibrate)")
+        parser.error(
+            "--calibration JSON is required to train (measure it on the reference machine with --calibrate)"
+        )
     calibration = json.loads(args.calibration.read_text())
     if args.summarise:
         from benchmarks.__main__ import metadata, write_outputs
 
-        rows = [json.loads(line) for line in args.summarise.read_text().splitlines() if line.strip()]
-        record = {"benchmark": "training_recipes", "fast": False, **metadata(),
-                  "seconds": round(sum(r["train_seconds"] for r in rows), 1),
-                  "results": run(calibration=calibration, rows=rows)}
+        rows = [
+            json.loads(line)
+            for line in args.summarise.read_text().splitlines()
+            if line.strip()
+        ]
+        record = {
+            "benchmark": "training_recipes",
+            "fast": False,
+            **metadata(),
+            "seconds": round(sum(r["train_seconds"] for r in rows), 1),
+            "results": run(calibration=calibration, rows=rows),
+        }
         target = RESULTS / "training_recipes.json"
         tmp = target.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n")
         os.replace(tmp, target)
         print("wrote", target, *write_outputs(record, RESULTS))
         return
-    jobs = grid(calibration, budgets=args.budgets, sizes=args.sizes) if not args.fast else grid(
-        calibration, budgets=(0.02,), sizes=["small"], learning_rates=(2e-3,), schedules=("cosine",), fast=True)
+    jobs = (
+        grid(calibration, budgets=args.budgets, sizes=args.sizes)
+        if not args.fast
+        else grid(
+            calibration,
+            budgets=(0.02,),
+            sizes=["small"],
+            learning_rates=(2e-3,),
+            schedules=("cosine",),
+            fast=True,
+        )
+    )
     if args.out and args.out.exists():  # resume: skip the runs already recorded
-        done = {(r["size"], r["minutes"], r["learning_rate"], r["schedule"])
-                for r in map(json.loads, args.out.read_text().splitlines())}
-        jobs = [j for j in jobs if (j["size"], j["minutes"], j["learning_rate"], j["schedule"]) not in done]
+        done = {
+            (r["size"], r["minutes"], r["learning_rate"], r["schedule"])
+            for r in map(json.loads, args.out.read_text().splitlines())
+        }
+        jobs = [
+            j
+            for j in jobs
+            if (j["size"], j["minutes"], j["learning_rate"], j["schedule"]) not in done
+        ]
     if args.shortest_first:
         jobs = jobs[::-1]
     if torch.cuda.is_available():

@@ -55,7 +55,9 @@ def _timings(model, call, x, t, warmup, repeats) -> dict:
     }
 
 
-def compare(config: dict, batch: int, warmup: int, repeats: int, timed: bool = True) -> dict:
+def compare(
+    config: dict, batch: int, warmup: int, repeats: int, timed: bool = True
+) -> dict:
     """Build both models with the same weights, compare their outputs and (if `timed`) time them
     on the same batch."""
     torch.manual_seed(0)
@@ -96,9 +98,15 @@ def run(fast: bool = False) -> dict:
         "torch_threads": torch.get_num_threads(),
         "warmup": warmup,
         "repeats": repeats,
-        "digits": compare(DIGITS_CONFIG, batch=2 if fast else 128, warmup=warmup, repeats=repeats),
+        "digits": compare(
+            DIGITS_CONFIG, batch=2 if fast else 128, warmup=warmup, repeats=repeats
+        ),
         "course": compare(
-            COURSE_CONFIG, batch=1 if fast else 16, warmup=warmup, repeats=repeats, timed=not fast
+            COURSE_CONFIG,
+            batch=1 if fast else 16,
+            warmup=warmup,
+            repeats=repeats,
+            timed=not fast,
         ),
     }
 

@@ -42,17 +42,22 @@ SNIPPETS_DIR = Path(__file__).resolve().parent.parent / "snippets"
 
 _TITLE = re.compile(r'<span class="filename">(snippets/[\w/]+\.py)</span>')
 _THIRD_PARTY_SCRIPT = re.compile(
-    r'<script[^>]*\bsrc="https?://[^"]*(?:mathjax|mermaid|require)[^"]*"[^>]*>\s*</script>\s*', re.IGNORECASE
+    r'<script[^>]*\bsrc="https?://[^"]*(?:mathjax|mermaid|require)[^"]*"[^>]*>\s*</script>\s*',
+    re.IGNORECASE,
 )
-_NBCONVERT_MATHJAX_CONFIG = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL)
+_NBCONVERT_MATHJAX_CONFIG = re.compile(
+    r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL
+)
 # nbconvert's lab template loads mermaid with a dynamic import() from cdnjs inside a module script
 # (`import mermaid from ...` in older templates).
 _MERMAID_MODULE = re.compile(
-    r'<script type="module">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*?</script>\s*', re.DOTALL
+    r'<script type="module">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*?</script>\s*',
+    re.DOTALL,
 )
 # The JupyterLab theme that nbconvert inlines into every notebook page (~570 kB): served once instead.
 _BIG_INLINE_STYLE = re.compile(
-    r'<style type="text/css">\s*(@charset "UTF-8";\s*\.jupyter-wrapper\{.*?)</style>', re.DOTALL
+    r'<style type="text/css">\s*(@charset "UTF-8";\s*\.jupyter-wrapper\{.*?)</style>',
+    re.DOTALL,
 )
 
 
@@ -91,7 +96,9 @@ def on_post_page(output, page, config):
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(css, encoding="utf-8")
-        return f'<link rel="stylesheet" href="{posixpath.relpath(name, _page_dir(page))}">'
+        return (
+            f'<link rel="stylesheet" href="{posixpath.relpath(name, _page_dir(page))}">'
+        )
 
     return _BIG_INLINE_STYLE.sub(shared_stylesheet, output)
 

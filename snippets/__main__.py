@@ -16,14 +16,22 @@ import json
 import sys
 from pathlib import Path
 
-SAMPLER_NAMES = ("ddpm", "ddim", "euler", "heun", "dpmsolver++")  # the keys of snippets.sampling.SAMPLERS
+SAMPLER_NAMES = (
+    "ddpm",
+    "ddim",
+    "euler",
+    "heun",
+    "dpmsolver++",
+)  # the keys of snippets.sampling.SAMPLERS
 
 
 def _int_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip() != "")
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,95 +45,282 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate,export}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{train,sample,evaluate,export}"
+    )
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
     # -- train ---------------------------------------------------------------------------------
-    t = sub.add_parser("train", formatter_class=fmt, help="train a UNet (add --resume to continue a run)",
-                       description="Train the project's UNet with the DDPM loss. Writes checkpoints, loss.png "
-                       "and samples.png to --out. Ctrl-C (SIGINT) or SIGTERM saves a checkpoint before exiting; "
-                       "--resume continues exactly where it stopped. Under `accelerate launch --num_processes N` "
-                       "it trains data-parallel; mixed precision is used only on a GPU.")
+    t = sub.add_parser(
+        "train",
+        formatter_class=fmt,
+        help="train a UNet (add --resume to continue a run)",
+        description="Train the project's UNet with the DDPM loss. Writes checkpoints, loss.png "
+        "and samples.png to --out. Ctrl-C (SIGINT) or SIGTERM saves a checkpoint before exiting; "
+        "--resume continues exactly where it stopped. Under `accelerate launch --num_processes N` "
+        "it trains data-parallel; mixed precision is used only on a GPU.",
+    )
     g = t.add_argument_group("data")
-    g.add_argument("--data", default="digits",
-                   help="'digits' (scikit-learn's bundled digits, 16x16), a folder of images, a folder written by "
-                   "datasets' save_to_disk, or a Hugging Face dataset name (downloads)")
-    g.add_argument("--image-size", type=int, default=None, help="image side in pixels (default 16 for digits, 32 otherwise)")
-    g.add_argument("--channels", type=int, default=None, choices=(1, 3), help="image channels (default 1 for digits, 3 otherwise)")
-    g.add_argument("--image-column", default="image", help="image column of a datasets dataset")
-    g.add_argument("--label-column", default=None, help="label column of a datasets dataset (enables class conditioning)")
-    g.add_argument("--class-conditional", action="store_true",
-                   help="train with class labels (the digits' 0-9, or --label-column) and label dropout for "
-                   "classifier-free guidance")
-    g.add_argument("--random-flip", action="store_true", help="random horizontal flips (not for digits)")
+    g.add_argument(
+        "--data",
+        default="digits",
+        help="'digits' (scikit-learn's bundled digits, 16x16), a folder of images, a folder written by "
+        "datasets' save_to_disk, or a Hugging Face dataset name (downloads)",
+    )
+    g.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="image side in pixels (default 16 for digits, 32 otherwise)",
+    )
+    g.add_argument(
+        "--channels",
+        type=int,
+        default=None,
+        choices=(1, 3),
+        help="image channels (default 1 for digits, 3 otherwise)",
+    )
+    g.add_argument(
+        "--image-column", default="image", help="image column of a datasets dataset"
+    )
+    g.add_argument(
+        "--label-column",
+        default=None,
+        help="label column of a datasets dataset (enables class conditioning)",
+    )
+    g.add_argument(
+        "--class-conditional",
+        action="store_true",
+        help="train with class labels (the digits' 0-9, or --label-column) and label dropout for "
+        "classifier-free guidance",
+    )
+    g.add_argument(
+        "--random-flip",
+        action="store_true",
+        help="random horizontal flips (not for digits)",
+    )
     g = t.add_argument_group("model")
-    g.add_argument("--preset", choices=("digits", "course"), default="digits",
-                   help="UNet preset: DIGITS_CONFIG (16x16x1) or COURSE_CONFIG (32x32 RGB); image size and "
-                   "channels follow the data")
-    g.add_argument("--unet-channels", type=_int_list, default=None, help="override the channels per level, e.g. 32,64,64")
-    g.add_argument("--num-res-blocks", type=int, default=None, help="override residual blocks per level")
-    g.add_argument("--attention-levels", type=_int_list, default=None, help="override levels with attention, e.g. 2 (empty: none)")
-    g.add_argument("--num-groups", type=int, default=None, help="override the groups of group normalisation")
+    g.add_argument(
+        "--preset",
+        choices=("digits", "course"),
+        default="digits",
+        help="UNet preset: DIGITS_CONFIG (16x16x1) or COURSE_CONFIG (32x32 RGB); image size and "
+        "channels follow the data",
+    )
+    g.add_argument(
+        "--unet-channels",
+        type=_int_list,
+        default=None,
+        help="override the channels per level, e.g. 32,64,64",
+    )
+    g.add_argument(
+        "--num-res-blocks",
+        type=int,
+        default=None,
+        help="override residual blocks per level",
+    )
+    g.add_argument(
+        "--attention-levels",
+        type=_int_list,
+        default=None,
+        help="override levels with attention, e.g. 2 (empty: none)",
+    )
+    g.add_argument(
+        "--num-groups",
+        type=int,
+        default=None,
+        help="override the groups of group normalisation",
+    )
     g = t.add_argument_group("budget")
-    g.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
-    g.add_argument("--steps", type=int, default=None, help="optimizer-step budget (with --minutes: whichever ends first)")
+    g.add_argument(
+        "--minutes", type=float, default=None, help="wall-clock budget in minutes"
+    )
+    g.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimizer-step budget (with --minutes: whichever ends first)",
+    )
     g = t.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step and per process")
-    g.add_argument("--lr", type=float, default=d.learning_rate, help="peak AdamW learning rate")
-    g.add_argument("--lr-schedule", choices=("cosine", "constant"), default=d.lr_schedule,
-                   help="cosine: decay to 0 over the budget; constant: as the course")
-    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warmup steps before the cosine decay")
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
-    g.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm (0: off)")
-    g.add_argument("--ema-decay", type=float, default=d.ema_decay, help="decay of the EMA of the weights")
-    g.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default=d.mixed_precision,
-                   help="auto: bf16/fp16 on a GPU, off on a CPU")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help="images per step and per process",
+    )
+    g.add_argument(
+        "--lr", type=float, default=d.learning_rate, help="peak AdamW learning rate"
+    )
+    g.add_argument(
+        "--lr-schedule",
+        choices=("cosine", "constant"),
+        default=d.lr_schedule,
+        help="cosine: decay to 0 over the budget; constant: as the course",
+    )
+    g.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=d.warmup_steps,
+        help="linear warmup steps before the cosine decay",
+    )
+    g.add_argument(
+        "--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay"
+    )
+    g.add_argument(
+        "--grad-clip",
+        type=float,
+        default=d.grad_clip,
+        help="max gradient norm (0: off)",
+    )
+    g.add_argument(
+        "--ema-decay",
+        type=float,
+        default=d.ema_decay,
+        help="decay of the EMA of the weights",
+    )
+    g.add_argument(
+        "--mixed-precision",
+        choices=("auto", "no", "fp16", "bf16"),
+        default=d.mixed_precision,
+        help="auto: bf16/fp16 on a GPU, off on a CPU",
+    )
     g = t.add_argument_group("diffusion")
-    g.add_argument("--schedule", choices=("linear", "scaled_linear", "cosine", "sigmoid"), default=d.schedule,
-                   help="noise schedule")
-    g.add_argument("--num-train-timesteps", type=int, default=d.num_train_timesteps, help="T, the diffusion steps")
-    g.add_argument("--prediction-type", choices=("epsilon", "v_prediction", "sample"), default=d.prediction_type,
-                   help="what the network predicts")
-    g.add_argument("--min-snr-gamma", type=float, default=d.min_snr_gamma, help="min-SNR loss weighting gamma (0: off)")
-    g.add_argument("--p-uncond", type=float, default=d.p_uncond, help="label-dropout probability (class-conditional only)")
+    g.add_argument(
+        "--schedule",
+        choices=("linear", "scaled_linear", "cosine", "sigmoid"),
+        default=d.schedule,
+        help="noise schedule",
+    )
+    g.add_argument(
+        "--num-train-timesteps",
+        type=int,
+        default=d.num_train_timesteps,
+        help="T, the diffusion steps",
+    )
+    g.add_argument(
+        "--prediction-type",
+        choices=("epsilon", "v_prediction", "sample"),
+        default=d.prediction_type,
+        help="what the network predicts",
+    )
+    g.add_argument(
+        "--min-snr-gamma",
+        type=float,
+        default=d.min_snr_gamma,
+        help="min-SNR loss weighting gamma (0: off)",
+    )
+    g.add_argument(
+        "--p-uncond",
+        type=float,
+        default=d.p_uncond,
+        help="label-dropout probability (class-conditional only)",
+    )
     g = t.add_argument_group("run")
-    g.add_argument("--out", type=Path, required=True, help="run folder: checkpoint, loss.png, samples.png")
-    g.add_argument("--resume", action="store_true",
-                   help="continue the checkpoint in --out with its saved settings (--minutes/--steps, if given, "
-                   "replace the budget)")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed of the initial weights and every random draw")
-    g.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="save every N steps (0: only at the end)")
-    g.add_argument("--no-samples", action="store_true", help="skip the 64-sample grid (DDIM, 50 steps) at the end")
+    g.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="run folder: checkpoint, loss.png, samples.png",
+    )
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the checkpoint in --out with its saved settings (--minutes/--steps, if given, "
+        "replace the budget)",
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help="seed of the initial weights and every random draw",
+    )
+    g.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=d.checkpoint_every,
+        help="save every N steps (0: only at the end)",
+    )
+    g.add_argument(
+        "--no-samples",
+        action="store_true",
+        help="skip the 64-sample grid (DDIM, 50 steps) at the end",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     # -- sample --------------------------------------------------------------------------------
     def sampling_options(p):
-        p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint folder (e.g. checkpoints/digits)")
-        p.add_argument("--sampler", choices=SAMPLER_NAMES, default="ddim", help="sampler from snippets.sampling.SAMPLERS")
-        p.add_argument("--steps", type=int, default=50, help="sampler steps (model evaluations, twice for heun)")
-        p.add_argument("--seed", type=int, default=0, help="seed of the starting noise and the sampler's noise")
-        p.add_argument("--guidance-scale", type=float, default=1.0,
-                       help="classifier-free guidance scale s (class-conditional checkpoints; 1: no guidance)")
-        p.add_argument("--raw-weights", action="store_true", help="use the raw weights instead of the EMA")
+        p.add_argument(
+            "--checkpoint",
+            type=Path,
+            required=True,
+            help="checkpoint folder (e.g. checkpoints/digits)",
+        )
+        p.add_argument(
+            "--sampler",
+            choices=SAMPLER_NAMES,
+            default="ddim",
+            help="sampler from snippets.sampling.SAMPLERS",
+        )
+        p.add_argument(
+            "--steps",
+            type=int,
+            default=50,
+            help="sampler steps (model evaluations, twice for heun)",
+        )
+        p.add_argument(
+            "--seed",
+            type=int,
+            default=0,
+            help="seed of the starting noise and the sampler's noise",
+        )
+        p.add_argument(
+            "--guidance-scale",
+            type=float,
+            default=1.0,
+            help="classifier-free guidance scale s (class-conditional checkpoints; 1: no guidance)",
+        )
+        p.add_argument(
+            "--raw-weights",
+            action="store_true",
+            help="use the raw weights instead of the EMA",
+        )
 
-    s = sub.add_parser("sample", formatter_class=fmt, help="sample a PNG grid from a checkpoint",
-                       description="Sample images from a checkpoint and save them as one PNG grid.")
+    s = sub.add_parser(
+        "sample",
+        formatter_class=fmt,
+        help="sample a PNG grid from a checkpoint",
+        description="Sample images from a checkpoint and save them as one PNG grid.",
+    )
     sampling_options(s)
     s.add_argument("--n", type=int, default=64, help="number of images")
-    s.add_argument("--labels", type=_int_list, default=None,
-                   help="class labels, cycled over the n images (class-conditional; default 0,1,...,K-1)")
+    s.add_argument(
+        "--labels",
+        type=_int_list,
+        default=None,
+        help="class labels, cycled over the n images (class-conditional; default 0,1,...,K-1)",
+    )
     s.add_argument("--out", type=Path, default=Path("grid.png"), help="output PNG")
-    s.add_argument("--scale", type=int, default=4, help="integer upscaling of the PNG (nearest)")
+    s.add_argument(
+        "--scale", type=int, default=4, help="integer upscaling of the PNG (nearest)"
+    )
 
-    e = sub.add_parser("evaluate", formatter_class=fmt, help="digit FID of a digits checkpoint, with its floor",
-                       description="Sample --n digits and print digit FID, confidence and class entropy as JSON, "
-                       "next to the floor (as many real train digits vs the test split).")
+    e = sub.add_parser(
+        "evaluate",
+        formatter_class=fmt,
+        help="digit FID of a digits checkpoint, with its floor",
+        description="Sample --n digits and print digit FID, confidence and class entropy as JSON, "
+        "next to the floor (as many real train digits vs the test split).",
+    )
     sampling_options(e)
     e.add_argument("--n", type=int, default=500, help="number of samples")
 
-    x = sub.add_parser("export", formatter_class=fmt, help="copy what sampling needs (config + EMA) to a folder",
-                       description="Copy config.json and ema.safetensors of a checkpoint into --out: a small "
-                       "folder for sampling (no optimizer state: it cannot be resumed).")
+    x = sub.add_parser(
+        "export",
+        formatter_class=fmt,
+        help="copy what sampling needs (config + EMA) to a folder",
+        description="Copy config.json and ema.safetensors of a checkpoint into --out: a small "
+        "folder for sampling (no optimizer state: it cannot be resumed).",
+    )
     x.add_argument("--checkpoint", type=Path, required=True, help="checkpoint folder")
     x.add_argument("--out", type=Path, required=True, help="target folder")
     return parser
@@ -149,38 +344,78 @@ def _train(args) -> int:
         model_config = saved["model"]
     else:
         config = TrainConfig(
-            steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, learning_rate=args.lr, lr_schedule=args.lr_schedule,
-            warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
-            ema_decay=args.ema_decay, schedule=args.schedule, num_train_timesteps=args.num_train_timesteps,
-            prediction_type=args.prediction_type, min_snr_gamma=args.min_snr_gamma or None,
-            p_uncond=args.p_uncond, random_flip=args.random_flip, seed=args.seed,
-            mixed_precision=args.mixed_precision, checkpoint_every=args.checkpoint_every,
+            steps=args.steps,
+            minutes=args.minutes,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            lr_schedule=args.lr_schedule,
+            warmup_steps=args.warmup_steps,
+            weight_decay=args.weight_decay,
+            grad_clip=args.grad_clip,
+            ema_decay=args.ema_decay,
+            schedule=args.schedule,
+            num_train_timesteps=args.num_train_timesteps,
+            prediction_type=args.prediction_type,
+            min_snr_gamma=args.min_snr_gamma or None,
+            p_uncond=args.p_uncond,
+            random_flip=args.random_flip,
+            seed=args.seed,
+            mixed_precision=args.mixed_precision,
+            checkpoint_every=args.checkpoint_every,
         )
-        run_info = {"data": args.data, "image_size": args.image_size, "channels": args.channels,
-                    "image_column": args.image_column, "label_column": args.label_column,
-                    "class_conditional": args.class_conditional}
+        run_info = {
+            "data": args.data,
+            "image_size": args.image_size,
+            "channels": args.channels,
+            "image_column": args.image_column,
+            "label_column": args.label_column,
+            "class_conditional": args.class_conditional,
+        }
         model_config = None
 
-    images, labels = load_data(run_info["data"], run_info["image_size"], run_info["channels"],
-                               run_info["image_column"], run_info["label_column"])
+    images, labels = load_data(
+        run_info["data"],
+        run_info["image_size"],
+        run_info["channels"],
+        run_info["image_column"],
+        run_info["label_column"],
+    )
     if not run_info["class_conditional"]:
         labels = None
     elif labels is None:
-        raise ValueError(f"--class-conditional needs labels: {run_info['data']} has none (set --label-column)")
+        raise ValueError(
+            f"--class-conditional needs labels: {run_info['data']} has none (set --label-column)"
+        )
     if model_config is None:
         preset = unet.DIGITS_CONFIG if args.preset == "digits" else unet.COURSE_CONFIG
-        model_config = dict(preset, sample_size=images.shape[-1], in_channels=images.shape[1],
-                            out_channels=images.shape[1])
-        for key, value in (("channels", args.unet_channels), ("num_res_blocks", args.num_res_blocks),
-                           ("attention_levels", args.attention_levels), ("num_groups", args.num_groups)):
+        model_config = dict(
+            preset,
+            sample_size=images.shape[-1],
+            in_channels=images.shape[1],
+            out_channels=images.shape[1],
+        )
+        for key, value in (
+            ("channels", args.unet_channels),
+            ("num_res_blocks", args.num_res_blocks),
+            ("attention_levels", args.attention_levels),
+            ("num_groups", args.num_groups),
+        ):
             if value is not None:
                 model_config[key] = value
         if labels is not None:
             model_config["num_classes"] = int(labels.max()) + 1
     torch.manual_seed(config.seed)
     model = unet.UNet(**model_config)
-    result = train(model, images, labels, config, out_dir=args.out, resume=args.resume,
-                   progress_bar=not args.no_progress, run_info=run_info)
+    result = train(
+        model,
+        images,
+        labels,
+        config,
+        out_dir=args.out,
+        resume=args.resume,
+        progress_bar=not args.no_progress,
+        run_info=run_info,
+    )
 
     from accelerate import PartialState
 
@@ -191,15 +426,22 @@ def _train(args) -> int:
     state.destroy_process_group()
     if not state.is_main_process:
         return 0
-    print(f"step {result.step}: loss {sum(result.losses[-50:]) / max(1, len(result.losses[-50:])):.4f}, "
-          f"{result.steps_per_second:.2f} steps/s, checkpoint in {args.out}", flush=True)
+    print(
+        f"step {result.step}: loss {sum(result.losses[-50:]) / max(1, len(result.losses[-50:])):.4f}, "
+        f"{result.steps_per_second:.2f} steps/s, checkpoint in {args.out}",
+        flush=True,
+    )
     if result.interrupted:
-        print(f"interrupted: checkpoint saved; continue with: python -m snippets train --out {args.out} --resume",
-              file=sys.stderr)
+        print(
+            f"interrupted: checkpoint saved; continue with: python -m snippets train --out {args.out} --resume",
+            file=sys.stderr,
+        )
         return 130
     if not args.no_samples:
         loaded = ckpt.load_checkpoint(args.out)
-        images = ckpt.generate(loaded, 64, "ddim", 50, generator=torch.Generator().manual_seed(0))
+        images = ckpt.generate(
+            loaded, 64, "ddim", 50, generator=torch.Generator().manual_seed(0)
+        )
         save_grid(images, args.out / "samples.png", nrow=8, scale=4)
     return 0
 
@@ -216,7 +458,9 @@ def _sample(args, n: int):
             raise ValueError("--labels is empty")
         labels = torch.tensor(args.labels)[torch.arange(n) % len(args.labels)]
     generator = torch.Generator().manual_seed(args.seed)
-    return ckpt.generate(loaded, n, args.sampler, args.steps, labels, args.guidance_scale, generator)
+    return ckpt.generate(
+        loaded, n, args.sampler, args.steps, labels, args.guidance_scale, generator
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,8 +478,13 @@ def main(argv: list[str] | None = None) -> int:
             from snippets.metrics import digit_metrics, fid_floor
 
             images = _sample(args, args.n)
-            report = {"samples": digit_metrics(images), "floor": fid_floor(args.n),
-                      "sampler": args.sampler, "steps": args.steps, "checkpoint": str(args.checkpoint)}
+            report = {
+                "samples": digit_metrics(images),
+                "floor": fid_floor(args.n),
+                "sampler": args.sampler,
+                "steps": args.steps,
+                "checkpoint": str(args.checkpoint),
+            }
             print(json.dumps(report, indent=2))
             return 0
         if args.command == "export":

@@ -88,17 +88,27 @@ def save_checkpoint(
     state = dict(training_state or {})
     step = str(state.get("step", 0))
     meta = {"format": FORMAT, "step": step}
-    model_state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    ema = {k: v.detach().contiguous().cpu() for k, v in (ema_state or model_state).items()}
+    model_state = {
+        k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()
+    }
+    ema = {
+        k: v.detach().contiguous().cpu() for k, v in (ema_state or model_state).items()
+    }
     with tempfile.TemporaryDirectory(dir=directory, prefix=".tmp-save-") as tmp:
         tmp = Path(tmp)
         # 1. write every file into a temporary folder on the same filesystem
         written = []
         if optimizer is not None:
             opt_tensors, opt_json = _flatten_optimizer(optimizer.state_dict())
-            extra = {f"extra.{k}": v.detach().contiguous().cpu() for k, v in (tensors or {}).items()}
+            extra = {
+                f"extra.{k}": v.detach().contiguous().cpu()
+                for k, v in (tensors or {}).items()
+            }
             save_file({**opt_tensors, **extra}, tmp / STATE_TENSORS_FILE, metadata=meta)
-            _write_json(tmp / STATE_JSON_FILE, {"format": FORMAT, **state, "optimizer": opt_json})
+            _write_json(
+                tmp / STATE_JSON_FILE,
+                {"format": FORMAT, **state, "optimizer": opt_json},
+            )
             written += [STATE_TENSORS_FILE, STATE_JSON_FILE]
         save_file(model_state, tmp / MODEL_FILE, metadata=meta)
         save_file(ema, tmp / EMA_FILE, metadata=meta)
@@ -107,10 +117,14 @@ def save_checkpoint(
         # 2. move each into place: os.replace is atomic within a filesystem
         for name in written:
             os.replace(tmp / name, directory / name)
-    if optimizer is None:  # a weights-only save must not leave an older training state behind
+    if (
+        optimizer is None
+    ):  # a weights-only save must not leave an older training state behind
         for name in (STATE_TENSORS_FILE, STATE_JSON_FILE):
             (directory / name).unlink(missing_ok=True)
     return directory
+
+
 # --8<-- [end:atomic-save]
 
 
@@ -131,13 +145,21 @@ def read_config(directory: str | Path) -> dict:
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint folder {directory} does not exist")
     config = _read_json(directory / CONFIG_FILE)
-    missing = [k for k in ("model_class", "model", "schedule", "prediction_type", "step") if k not in config]
+    missing = [
+        k
+        for k in ("model_class", "model", "schedule", "prediction_type", "step")
+        if k not in config
+    ]
     if missing:
-        raise ValueError(f"{directory / CONFIG_FILE}: not a checkpoint config, missing keys {missing}")
+        raise ValueError(
+            f"{directory / CONFIG_FILE}: not a checkpoint config, missing keys {missing}"
+        )
     return config
 
 
-def load_tensors(path: str | Path, expect_step: int | None = None) -> dict[str, torch.Tensor]:
+def load_tensors(
+    path: str | Path, expect_step: int | None = None
+) -> dict[str, torch.Tensor]:
     """Load a safetensors file, turning every failure into an error that names the file.
 
     Args:
@@ -161,7 +183,9 @@ def load_tensors(path: str | Path, expect_step: int | None = None) -> dict[str, 
         with safe_open(path, framework="pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise ValueError(f"checkpoint file {path} is truncated or corrupt: {err}") from None
+        raise ValueError(
+            f"checkpoint file {path} is truncated or corrupt: {err}"
+        ) from None
     if expect_step is not None and meta.get("step") != str(expect_step):
         raise ValueError(
             f"checkpoint file {path} was saved at step {meta.get('step')} but config.json says step "
@@ -170,7 +194,9 @@ def load_tensors(path: str | Path, expect_step: int | None = None) -> dict[str, 
     return tensors
 
 
-def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+def load_state_dict_strict(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str | Path
+) -> None:
     """Copy `state` into `model` after checking names and shapes, with a readable error.
 
     Args:
@@ -184,8 +210,11 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -194,12 +223,16 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
             parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
         if shapes:
             parts.append(f"{len(shapes)} with other shapes (e.g. {shapes[:3]})")
-        raise ValueError(f"checkpoint file {source} does not match the model: " + "; ".join(parts))
+        raise ValueError(
+            f"checkpoint file {source} does not match the model: " + "; ".join(parts)
+        )
     model.load_state_dict(state)
 
 
 # --8<-- [start:load-checkpoint]
-def load_checkpoint(directory: str | Path, use_ema: bool = True, device: str | torch.device = "cpu") -> Checkpoint:
+def load_checkpoint(
+    directory: str | Path, use_ema: bool = True, device: str | torch.device = "cpu"
+) -> Checkpoint:
     r"""Rebuild a trained model, its noise schedule and prediction type from a checkpoint folder.
 
     Args:
@@ -220,14 +253,20 @@ def load_checkpoint(directory: str | Path, use_ema: bool = True, device: str | t
     directory = Path(directory)
     config = read_config(directory)
     if config["model_class"] != "UNet":
-        raise ValueError(f"{directory / CONFIG_FILE}: unknown model_class {config['model_class']!r} (expected 'UNet')")
+        raise ValueError(
+            f"{directory / CONFIG_FILE}: unknown model_class {config['model_class']!r} (expected 'UNet')"
+        )
     try:
         model = UNet(**config["model"])
         schedule = NoiseSchedule.from_name(**config["schedule"])
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{directory / CONFIG_FILE}: invalid model or schedule config: {err}") from None
+        raise ValueError(
+            f"{directory / CONFIG_FILE}: invalid model or schedule config: {err}"
+        ) from None
     weights = directory / (EMA_FILE if use_ema else MODEL_FILE)
-    load_state_dict_strict(model, load_tensors(weights, expect_step=config["step"]), weights)
+    load_state_dict_strict(
+        model, load_tensors(weights, expect_step=config["step"]), weights
+    )
     return Checkpoint(
         model=model.to(device).eval(),
         schedule=schedule,
@@ -235,6 +274,8 @@ def load_checkpoint(directory: str | Path, use_ema: bool = True, device: str | t
         num_classes=config["model"].get("num_classes"),
         config=config,
     )
+
+
 # --8<-- [end:load-checkpoint]
 
 
@@ -270,10 +311,14 @@ def load_training_state(
     step = config["step"]
     state = _read_json(directory / STATE_JSON_FILE)
     if state.get("step") != step:
-        raise ValueError(f"{directory / STATE_JSON_FILE} is from step {state.get('step')} but config.json from step {step}")
+        raise ValueError(
+            f"{directory / STATE_JSON_FILE} is from step {state.get('step')} but config.json from step {step}"
+        )
     ema = load_tensors(directory / EMA_FILE, step)
     load_state_dict_strict(model, ema, directory / EMA_FILE)  # checks names and shapes
-    load_state_dict_strict(model, load_tensors(directory / MODEL_FILE, step), directory / MODEL_FILE)
+    load_state_dict_strict(
+        model, load_tensors(directory / MODEL_FILE, step), directory / MODEL_FILE
+    )
     for name, value in ema.items():
         ema_state[name].copy_(value)
     tensors = load_tensors(directory / STATE_TENSORS_FILE, step)
@@ -281,14 +326,20 @@ def load_training_state(
     try:
         optimizer.load_state_dict(opt_state)
     except (ValueError, KeyError, RuntimeError) as err:
-        raise ValueError(f"{directory / STATE_TENSORS_FILE}: optimizer state does not match the model: {err}") from None
+        raise ValueError(
+            f"{directory / STATE_TENSORS_FILE}: optimizer state does not match the model: {err}"
+        ) from None
     same_world = state.get("world_size", 1) == world_size
     return {
         "step": step,
         "seconds": float(state.get("seconds", 0.0)),
         "losses": tensors["extra.losses"].tolist() if "extra.losses" in tensors else [],
-        "generator_states": tensors.get("extra.generator_states") if same_world else None,
-        "torch_rng_states": tensors.get("extra.torch_rng_states") if same_world else None,
+        "generator_states": tensors.get("extra.generator_states")
+        if same_world
+        else None,
+        "torch_rng_states": tensors.get("extra.torch_rng_states")
+        if same_world
+        else None,
     }
 
 
@@ -303,6 +354,8 @@ def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]
             else:
                 scalars[f"{index}.{key}"] = value
     return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
+
+
 # --8<-- [end:flatten-optimizer]
 
 
@@ -316,7 +369,10 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], opt_json: dict) -> di
     for name, value in opt_json.get("scalars", {}).items():
         index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in opt_json["param_groups"]]
+    groups = [
+        {k: tuple(v) if k == "betas" else v for k, v in g.items()}
+        for g in opt_json["param_groups"]
+    ]
     return {"state": dict(sorted(state.items())), "param_groups": groups}
 
 
@@ -334,10 +390,18 @@ def copy_for_sampling(source: str | Path, target: str | Path) -> Path:
     """
     source, target = Path(source), Path(target)
     config = read_config(source)
-    load_tensors(source / EMA_FILE, config["step"])  # refuse to copy a broken checkpoint
+    load_tensors(
+        source / EMA_FILE, config["step"]
+    )  # refuse to copy a broken checkpoint
     target.mkdir(parents=True, exist_ok=True)
-    pictures = [name for name in ("loss.png", "samples.png") if (source / name).is_file()]
-    for name in (*pictures, EMA_FILE, CONFIG_FILE):  # config last: it names the step the weights must match
+    pictures = [
+        name for name in ("loss.png", "samples.png") if (source / name).is_file()
+    ]
+    for name in (
+        *pictures,
+        EMA_FILE,
+        CONFIG_FILE,
+    ):  # config last: it names the step the weights must match
         tmp = target / f".{name}.tmp"
         shutil.copyfile(source / name, tmp)
         os.replace(tmp, target / name)
@@ -354,9 +418,13 @@ def _read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"checkpoint file {path} is not valid JSON (truncated or corrupt?): {err}") from None
+        raise ValueError(
+            f"checkpoint file {path} is not valid JSON (truncated or corrupt?): {err}"
+        ) from None
     if not isinstance(data, dict):
-        raise ValueError(f"checkpoint file {path} must hold a JSON object, got {type(data).__name__}")
+        raise ValueError(
+            f"checkpoint file {path} must hold a JSON object, got {type(data).__name__}"
+        )
     return data
 
 
@@ -395,27 +463,54 @@ def generate(
     from snippets.sampling import SAMPLERS
 
     if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        raise ValueError(
+            f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}"
+        )
     if n < 1 or num_inference_steps < 1:
-        raise ValueError(f"n and num_inference_steps must be positive, got {n} and {num_inference_steps}")
+        raise ValueError(
+            f"n and num_inference_steps must be positive, got {n} and {num_inference_steps}"
+        )
     model, k = checkpoint.model, checkpoint.num_classes
     if k is None and (class_labels is not None or guidance_scale != 1.0):
-        raise ValueError("this checkpoint is unconditional: class labels and guidance need a class-conditional model")
+        raise ValueError(
+            "this checkpoint is unconditional: class labels and guidance need a class-conditional model"
+        )
     if k is not None and class_labels is None:
         class_labels = torch.arange(n) % k
     if class_labels is not None and class_labels.shape != (n,):
-        raise ValueError(f"class_labels must have shape ({n},), got {tuple(class_labels.shape)}")
+        raise ValueError(
+            f"class_labels must have shape ({n},), got {tuple(class_labels.shape)}"
+        )
     cfg = model.config
     device = next(model.parameters()).device
     images = []
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         # 1. x_T ~ N(0, I), drawn on the CPU so that a seed gives the same images on any device
-        x_T = torch.randn((b, cfg["out_channels"], cfg["sample_size"], cfg["sample_size"]), generator=generator)
+        x_T = torch.randn(
+            (b, cfg["out_channels"], cfg["sample_size"], cfg["sample_size"]),
+            generator=generator,
+        )
         # 2. the network as a plain model(x_t, t), guided if class-conditional
-        net = model if k is None else cfg_model(model, class_labels[start:start + b].to(device), guidance_scale, k)
+        net = (
+            model
+            if k is None
+            else cfg_model(
+                model, class_labels[start : start + b].to(device), guidance_scale, k
+            )
+        )
         # 3. run the sampler from x_T to x_0
-        images.append(SAMPLERS[sampler](net, x_T.to(device), checkpoint.schedule, num_inference_steps,
-                                        prediction_type=checkpoint.prediction_type, generator=generator).cpu())
+        images.append(
+            SAMPLERS[sampler](
+                net,
+                x_T.to(device),
+                checkpoint.schedule,
+                num_inference_steps,
+                prediction_type=checkpoint.prediction_type,
+                generator=generator,
+            ).cpu()
+        )
     return torch.cat(images)
+
+
 # --8<-- [end:generate]

@@ -58,12 +58,20 @@ def load_digits(
     y = torch.tensor(digits.target, dtype=torch.long)
     # 2. resize (bilinear); values stay in [-1, 1] because bilinear weights are convex
     if image_size != x.shape[-1]:
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+        x = F.interpolate(
+            x, size=(image_size, image_size), mode="bilinear", align_corners=False
+        )
     # 3. a fixed, seeded split
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     n_test = round(test_fraction * len(x))
-    index = {"test": order[:n_test], "train": order[n_test:], "all": torch.arange(len(x))}[split]
+    index = {
+        "test": order[:n_test],
+        "train": order[n_test:],
+        "all": torch.arange(len(x)),
+    }[split]
     return x[index].contiguous(), y[index].contiguous()
+
+
 # --8<-- [end:load-digits]
 
 
@@ -82,7 +90,9 @@ def load_sample_photos(image_size: int = 64) -> torch.Tensor:
     from sklearn.datasets import load_sample_images
 
     photos = [Image.fromarray(image) for image in load_sample_images().images]
-    return torch.stack([_pil_to_tensor(_resize_center_crop(p, image_size), channels=3) for p in photos])
+    return torch.stack(
+        [_pil_to_tensor(_resize_center_crop(p, image_size), channels=3) for p in photos]
+    )
 
 
 # --8<-- [start:image-folder]
@@ -107,18 +117,28 @@ def load_image_folder(
     """
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"image folder {path} does not exist or is not a directory")
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        raise FileNotFoundError(
+            f"image folder {path} does not exist or is not a directory"
+        )
+    files = sorted(
+        p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
     if not files:
-        raise ValueError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) found in {path}")
+        raise ValueError(
+            f"no image files ({', '.join(IMAGE_SUFFIXES)}) found in {path}"
+        )
     images = []
     for file in files:
         try:
             with Image.open(file) as image:
-                images.append(_pil_to_tensor(_resize_center_crop(image, image_size), channels))
+                images.append(
+                    _pil_to_tensor(_resize_center_crop(image, image_size), channels)
+                )
         except OSError as err:
             raise ValueError(f"cannot read image {file}: {err}") from None
     return torch.stack(images)
+
+
 # --8<-- [end:image-folder]
 
 
@@ -157,17 +177,31 @@ def load_hf_dataset(
         dataset = datasets.load_dataset(str(name_or_path))
     if isinstance(dataset, datasets.DatasetDict):
         if split not in dataset:
-            raise ValueError(f"dataset {name_or_path} has splits {list(dataset)}, not {split!r}")
+            raise ValueError(
+                f"dataset {name_or_path} has splits {list(dataset)}, not {split!r}"
+            )
         dataset = dataset[split]
     for column in (image_column, label_column):
         if column is not None and column not in dataset.column_names:
-            raise ValueError(f"dataset {name_or_path} has no column {column!r}; columns: {dataset.column_names}")
+            raise ValueError(
+                f"dataset {name_or_path} has no column {column!r}; columns: {dataset.column_names}"
+            )
     images = []
     for item in dataset[image_column]:
-        image = item if isinstance(item, Image.Image) else Image.fromarray(np.asarray(item, dtype=np.uint8))
+        image = (
+            item
+            if isinstance(item, Image.Image)
+            else Image.fromarray(np.asarray(item, dtype=np.uint8))
+        )
         images.append(_pil_to_tensor(_resize_center_crop(image, image_size), channels))
-    labels = None if label_column is None else torch.tensor(dataset[label_column], dtype=torch.long)
+    labels = (
+        None
+        if label_column is None
+        else torch.tensor(dataset[label_column], dtype=torch.long)
+    )
     return torch.stack(images), labels
+
+
 # --8<-- [end:hf-dataset]
 
 
@@ -193,18 +227,24 @@ def load_data(
     """
     if data == "digits":
         if channels not in (None, 1):
-            raise ValueError(f"the digits are grayscale: channels must be 1, got {channels}")
+            raise ValueError(
+                f"the digits are grayscale: channels must be 1, got {channels}"
+            )
         return load_digits("train", image_size=image_size or 16)
     path = Path(data)
     size, ch = image_size or 32, channels or 3
-    is_saved_dataset = (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
+    is_saved_dataset = (path / "dataset_info.json").exists() or (
+        path / "dataset_dict.json"
+    ).exists()
     if path.is_dir() and not is_saved_dataset:
         return load_image_folder(path, size, ch), None
     return load_hf_dataset(data, size, ch, image_column, label_column)
 
 
 # --8<-- [start:save-grid]
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 1) -> Path:
+def save_grid(
+    images: torch.Tensor, path: str | Path, nrow: int | None = None, scale: int = 1
+) -> Path:
     r"""Tile a batch of images in $[-1, 1]$ into one PNG (values outside are clipped for display).
 
     Args:
@@ -217,7 +257,9 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, s
         The path written.
     """
     if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"images must have shape (B, 1 or 3, H, W), got {tuple(images.shape)}")
+        raise ValueError(
+            f"images must have shape (B, 1 or 3, H, W), got {tuple(images.shape)}"
+        )
     b, c, h, w = images.shape
     nrow = nrow or math.ceil(math.sqrt(b))
     ncol = math.ceil(b / nrow)
@@ -225,9 +267,19 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, s
     grid = torch.ones(c, ncol * (h + pad) + pad, nrow * (w + pad) + pad)
     for i, image in enumerate(images.detach().float().cpu()):
         row, col = divmod(i, nrow)
-        grid[:, pad + row * (h + pad): pad + row * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = image
+        grid[
+            :,
+            pad + row * (h + pad) : pad + row * (h + pad) + h,
+            pad + col * (w + pad) : pad + col * (w + pad) + w,
+        ] = image
     # [-1, 1] -> [0, 255]
-    array = ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    array = (
+        ((grid.clamp(-1, 1) + 1) * 127.5)
+        .round()
+        .to(torch.uint8)
+        .permute(1, 2, 0)
+        .numpy()
+    )
     image = Image.fromarray(array[..., 0] if c == 1 else array)
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
@@ -235,6 +287,8 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, s
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path
+
+
 # --8<-- [end:save-grid]
 
 
@@ -244,7 +298,9 @@ def _resize_center_crop(image: Image.Image, size: int) -> Image.Image:
         raise ValueError(f"image_size must be a positive integer, got {size}")
     w, h = image.size
     scale = size / min(w, h)
-    image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+    image = image.resize(
+        (max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC
+    )
     w, h = image.size
     left, top = (w - size) // 2, (h - size) // 2
     return image.crop((left, top, left + size, top + size))
@@ -255,5 +311,9 @@ def _pil_to_tensor(image: Image.Image, channels: int) -> torch.Tensor:
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
-    tensor = torch.from_numpy(array.copy()).reshape(image.size[1], image.size[0], channels).permute(2, 0, 1)
+    tensor = (
+        torch.from_numpy(array.copy())
+        .reshape(image.size[1], image.size[0], channels)
+        .permute(2, 0, 1)
+    )
     return tensor / 127.5 - 1.0

@@ -24,7 +24,9 @@ Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Step = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def dpm_solver_timesteps(num_train_timesteps: int, num_inference_steps: int, spacing: str = "linspace") -> torch.Tensor:
+def dpm_solver_timesteps(
+    num_train_timesteps: int, num_inference_steps: int, spacing: str = "linspace"
+) -> torch.Tensor:
     r"""The timesteps `diffusers.DPMSolverMultistepScheduler` visits.
 
     `"linspace"` and `"leading"` place $N + 1$ points as `inference_timesteps` does and drop the
@@ -43,7 +45,9 @@ def dpm_solver_timesteps(num_train_timesteps: int, num_inference_steps: int, spa
     if spacing == "trailing":
         return inference_timesteps(T, N, spacing)
     if N >= T:
-        raise ValueError(f"DPM-Solver with {spacing!r} spacing needs num_inference_steps < {T}, got {N}")
+        raise ValueError(
+            f"DPM-Solver with {spacing!r} spacing needs num_inference_steps < {T}, got {N}"
+        )
     return inference_timesteps(T, N + 1, spacing)[:-1]
 
 
@@ -86,9 +90,13 @@ def dpm_solver_pp_2m_sample_progressive(
         `(t, x_next, x0_hat)` after each step.
     """
     check_prediction_type(prediction_type)
-    timesteps = dpm_solver_timesteps(schedule.num_train_timesteps, num_inference_steps, timestep_spacing)
+    timesteps = dpm_solver_timesteps(
+        schedule.num_train_timesteps, num_inference_steps, timestep_spacing
+    )
     # noise levels sigma = sqrt((1 - alpha_bar) / alpha_bar) of the visited steps, then 0 (clean data)
-    sigmas = torch.cat([sigma_from_alpha_bar(schedule.alpha_bar)[timesteps], torch.zeros(1)])
+    sigmas = torch.cat(
+        [sigma_from_alpha_bar(schedule.alpha_bar)[timesteps], torch.zeros(1)]
+    )
     # VP coefficients: alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma alpha_t; lambda_t = log alpha_t - log sigma_t
     alphas_t = 1 / (sigmas**2 + 1) ** 0.5
     sigmas_t = sigmas * alphas_t
@@ -98,7 +106,9 @@ def dpm_solver_pp_2m_sample_progressive(
         # 1. data prediction \hat x_0 at t_i
         model_output = model(x, t.expand(x.shape[0]))
         if model_output.shape != x.shape:
-            raise ValueError(f"model output has shape {tuple(model_output.shape)} but x has shape {tuple(x.shape)}")
+            raise ValueError(
+                f"model output has shape {tuple(model_output.shape)} but x has shape {tuple(x.shape)}"
+            )
         if prediction_type == "epsilon":
             x0_hat = (x - sigmas_t[i] * model_output) / alphas_t[i]
         elif prediction_type == "v_prediction":
@@ -111,7 +121,9 @@ def dpm_solver_pp_2m_sample_progressive(
         h = lambdas[i + 1] - lambdas[i]
         if x0_prev is None or i == len(timesteps) - 1:
             # 3a. first order (DPM-Solver++ Eq. 9, = DDIM): the first step and the last one
-            x = (sigmas_t[i + 1] / sigmas_t[i]) * x - (alphas_t[i + 1] * (torch.exp(-h) - 1.0)) * x0_hat
+            x = (sigmas_t[i + 1] / sigmas_t[i]) * x - (
+                alphas_t[i + 1] * (torch.exp(-h) - 1.0)
+            ) * x0_hat
         else:
             # 3b. second order, multistep (Algorithm 2): extrapolate x0_hat linearly in lambda
             r = (lambdas[i] - lambdas[i - 1]) / h
@@ -123,6 +135,8 @@ def dpm_solver_pp_2m_sample_progressive(
             )
         x0_prev = x0_hat
         yield t, x, x0_hat
+
+
 # --8<-- [end:dpm-solver]
 
 
@@ -138,7 +152,13 @@ def dpm_solver_pp_2m_sample(
 ) -> torch.Tensor:
     """Run `dpm_solver_pp_2m_sample_progressive` to the end (same arguments) and return $x_0$, shape `(B, C, H, W)`."""
     for _, x, _ in dpm_solver_pp_2m_sample_progressive(
-        model, x_T, schedule, num_inference_steps, prediction_type=prediction_type, generator=generator, **options
+        model,
+        x_T,
+        schedule,
+        num_inference_steps,
+        prediction_type=prediction_type,
+        generator=generator,
+        **options,
     ):
         pass
     return x

@@ -55,7 +55,9 @@ def karras_sigmas(
     if int(num_steps) != num_steps or num_steps < 1:
         raise ValueError(f"num_steps must be a positive integer, got {num_steps}")
     if not 0 < sigma_min < sigma_max:
-        raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
+        raise ValueError(
+            f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}"
+        )
     if rho <= 0:
         raise ValueError(f"rho must be positive, got {rho}")
     # i / (N - 1), computed in float64 like the reference code; a single step sits at sigma_max
@@ -64,6 +66,8 @@ def karras_sigmas(
     # Eq. 5: interpolate linearly in sigma^(1/rho), then raise to rho
     sigmas = (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
     return torch.cat([sigmas, torch.zeros(1, dtype=torch.float64)]).to(torch.float32)
+
+
 # --8<-- [end:karras-sigmas]
 
 
@@ -96,6 +100,8 @@ def edm_preconditioning(
     c_in = 1 / (sigma**2 + sigma_data**2).sqrt()
     c_noise = sigma.log() / 4
     return c_skip, c_out, c_in, c_noise
+
+
 # --8<-- [end:preconditioning]
 
 
@@ -120,18 +126,27 @@ class Denoiser(nn.Module):
         self.sigma_data = sigma_data
 
     def forward(
-        self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor,
+        class_labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         r"""Denoise `x` (shape `(B, C, H, W)`) at noise levels `sigma` (shape `(B,)` or scalar, > 0)."""
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
         sigma = sigma.expand(x.shape[0]) if sigma.ndim == 0 else sigma
         if sigma.shape != (x.shape[0],) or bool((sigma <= 0).any()):
-            raise ValueError(f"sigma must be positive with shape ({x.shape[0]},), got {sigma}")
-        c_skip, c_out, c_in, c_noise = edm_preconditioning(sigma.reshape(-1, 1, 1, 1), self.sigma_data)
+            raise ValueError(
+                f"sigma must be positive with shape ({x.shape[0]},), got {sigma}"
+            )
+        c_skip, c_out, c_in, c_noise = edm_preconditioning(
+            sigma.reshape(-1, 1, 1, 1), self.sigma_data
+        )
         kwargs = {} if class_labels is None else {"class_labels": class_labels}
         # Eq. 7: F sees a unit-variance input and a log-noise "time"
         F_x = self.net(c_in * x, c_noise.flatten(), **kwargs)
         return c_skip * x + c_out * F_x
+
+
 # --8<-- [end:denoiser]
 
 
@@ -204,12 +219,17 @@ def edm_loss(
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
     if noise.shape != x0.shape:
-        raise ValueError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
+        raise ValueError(
+            f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}"
+        )
     s = sigma.reshape(-1, 1, 1, 1)
     # 1. corrupt: x = y + n, n ~ N(0, sigma^2 I)
     x = x0 + s * noise
     # 2. Eq. 2 weighted by lambda(sigma)
-    return (loss_weight(s, denoiser.sigma_data) * (denoiser(x, sigma, class_labels) - x0) ** 2).mean()
+    return (
+        loss_weight(s, denoiser.sigma_data)
+        * (denoiser(x, sigma, class_labels) - x0) ** 2
+    ).mean()
 
 
 def raw_network_target(
@@ -228,6 +248,8 @@ def raw_network_target(
     s = sigma.reshape(-1, 1, 1, 1)
     c_skip, c_out, _, _ = edm_preconditioning(s, sigma_data)
     return (x0 - c_skip * (x0 + s * noise)) / c_out
+
+
 # --8<-- [end:training]
 
 
@@ -277,14 +299,22 @@ def edm_sample_progressive(
         # 3. raise the noise level: sigma_hat = sigma_i + gamma sigma_i, x_hat = x_i + sqrt(sigma_hat^2 - sigma_i^2) eps
         sigma_hat = sigma * (gamma + 1)
         if gamma > 0:
-            eps = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) * S_noise
+            eps = (
+                torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+                * S_noise
+            )
             x = x + (sigma_hat**2 - sigma**2) ** 0.5 * eps
         # 4. Euler step: d_i = (x_hat - D(x_hat; sigma_hat)) / sigma_hat
-        d = (x - denoiser(x, torch.full((batch,), sigma_hat, device=x.device))) / sigma_hat
+        d = (
+            x - denoiser(x, torch.full((batch,), sigma_hat, device=x.device))
+        ) / sigma_hat
         x_next = x + (sigma_next - sigma_hat) * d
         # 5. second-order correction, unless the next sigma is 0
         if second_order and sigma_next != 0:
-            d_prime = (x_next - denoiser(x_next, torch.full((batch,), sigma_next, device=x.device))) / sigma_next
+            d_prime = (
+                x_next
+                - denoiser(x_next, torch.full((batch,), sigma_next, device=x.device))
+            ) / sigma_next
             x_next = x + (sigma_next - sigma_hat) * (0.5 * d + 0.5 * d_prime)
         x = x_next
         yield x
@@ -308,6 +338,8 @@ def edm_sample(
     for x in edm_sample_progressive(denoiser, noise, sigmas, **options):
         pass
     return x
+
+
 # --8<-- [end:heun-sampler]
 
 
@@ -325,7 +357,9 @@ def alpha_bar_from_sigma(sigma: torch.Tensor) -> torch.Tensor:
     return 1 / (1 + sigma**2)
 
 
-def score_from_denoiser(denoised: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+def score_from_denoiser(
+    denoised: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor
+) -> torch.Tensor:
     r"""The score of the noised data from a denoiser output (Karras et al. 2022, Eq. 3; Song et al. 2021).
 
     $$\nabla_x \log p(x; \sigma) = \frac{D(x; \sigma) - x}{\sigma^2}$$
@@ -336,12 +370,16 @@ def score_from_denoiser(denoised: torch.Tensor, x: torch.Tensor, sigma: torch.Te
         sigma: Noise levels $> 0$, shape `(B,)`.
     """
     return (denoised - x) / sigma.reshape(-1, *([1] * (x.ndim - 1))) ** 2
+
+
 # --8<-- [end:vp-bridge]
 
 
 def _check_sigmas(sigmas: torch.Tensor) -> None:
     if sigmas.ndim != 1 or len(sigmas) < 2:
-        raise ValueError(f"sigmas must be 1-D with at least 2 values (sigma_0 ... sigma_N), got shape {tuple(sigmas.shape)}")
+        raise ValueError(
+            f"sigmas must be 1-D with at least 2 values (sigma_0 ... sigma_N), got shape {tuple(sigmas.shape)}"
+        )
     if bool((sigmas[:-1] <= 0).any()) or sigmas[-1] < 0:
         raise ValueError("sigmas must be positive, except the last one which may be 0")
     if bool((sigmas[1:] >= sigmas[:-1]).any()):

@@ -56,6 +56,8 @@ def flow_path(
     if convention == "diffusers":
         return (1 - t) * data + t * noise
     return t * data + (1 - (1 - sigma_min) * t) * noise
+
+
 # --8<-- [end:path]
 
 
@@ -87,6 +89,8 @@ def velocity_target(
     if convention == "diffusers":
         return noise - data
     return data - (1 - sigma_min) * noise
+
+
 # --8<-- [end:velocity]
 
 
@@ -119,11 +123,15 @@ def flow_matching_loss(
     if t is None:
         t = torch.rand(data.shape[0], generator=generator).to(data.device)
     if noise is None:
-        noise = torch.randn(data.shape, generator=generator, dtype=data.dtype).to(data.device)
+        noise = torch.randn(data.shape, generator=generator, dtype=data.dtype).to(
+            data.device
+        )
     # 1. x_t on the straight line, 2. its velocity, 3. regress
     x_t = flow_path(data, noise, t)
     target = velocity_target(data, noise)
     return ((model(x_t, t * num_train_timesteps) - target) ** 2).mean()
+
+
 # --8<-- [end:loss]
 
 
@@ -161,9 +169,13 @@ def flow_match_sigmas(
         timesteps `sigmas[:-1] * T`, shape `(N,)`.
     """
     if int(num_inference_steps) != num_inference_steps or num_inference_steps < 1:
-        raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps}")
+        raise ValueError(
+            f"num_inference_steps must be a positive integer, got {num_inference_steps}"
+        )
     if int(num_train_timesteps) != num_train_timesteps or num_train_timesteps < 1:
-        raise ValueError(f"num_train_timesteps must be a positive integer, got {num_train_timesteps}")
+        raise ValueError(
+            f"num_train_timesteps must be a positive integer, got {num_train_timesteps}"
+        )
     T = num_train_timesteps
     # the smallest training time 1/T, shifted as the scheduler's __init__ does (float32 like diffusers)
     t_min = shift_sigmas(torch.tensor(1.0 / T, dtype=torch.float32), shift).item()
@@ -171,6 +183,8 @@ def flow_match_sigmas(
     sigmas = torch.linspace(1.0, t_min, num_inference_steps, dtype=torch.float64)
     sigmas = shift_sigmas(sigmas, shift).to(torch.float32)
     return torch.cat([sigmas, torch.zeros(1)]), sigmas * T
+
+
 # --8<-- [end:sigmas]
 
 
@@ -204,9 +218,13 @@ def flow_sample_progressive(
     if sigmas is None:
         sigmas, _ = flow_match_sigmas(num_inference_steps, num_train_timesteps, shift)
     elif sigmas.ndim != 1 or len(sigmas) < 2 or bool((sigmas[1:] >= sigmas[:-1]).any()):
-        raise ValueError("sigmas must be a strictly decreasing 1-D tensor with at least 2 values")
+        raise ValueError(
+            "sigmas must be a strictly decreasing 1-D tensor with at least 2 values"
+        )
     elif sigmas[0] > 1 or sigmas[-1] < 0:
-        raise ValueError(f"sigmas must lie in [0, 1], got [{sigmas[-1].item()}, {sigmas[0].item()}]")
+        raise ValueError(
+            f"sigmas must lie in [0, 1], got [{sigmas[-1].item()}, {sigmas[0].item()}]"
+        )
     x = noise
     batch = noise.shape[0]
     for i in range(len(sigmas) - 1):
@@ -236,6 +254,8 @@ def flow_sample(
     for x in flow_sample_progressive(model, noise, num_inference_steps, **options):
         pass
     return x
+
+
 # --8<-- [end:euler-sampler]
 
 
@@ -250,7 +270,9 @@ def paper_velocity(v_diffusers: torch.Tensor) -> torch.Tensor:
     return -v_diffusers
 
 
-def predict_x0_from_velocity(v: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def predict_x0_from_velocity(
+    v: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
     r"""Recover the data estimate from a velocity (diffusers convention): $\hat x_\text{data} = x_t - t\,v$.
 
     Args:
@@ -259,6 +281,8 @@ def predict_x0_from_velocity(v: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
         t: Times in `[0, 1]`, shape `(B,)`.
     """
     return x_t - t.reshape(-1, *([1] * (x_t.ndim - 1))) * v
+
+
 # --8<-- [end:conversions]
 
 
@@ -266,16 +290,22 @@ def _check(data, noise, t, convention, sigma_min):
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if data.shape != noise.shape:
-        raise ValueError(f"data and noise must have the same shape, got {tuple(data.shape)} and {tuple(noise.shape)}")
+        raise ValueError(
+            f"data and noise must have the same shape, got {tuple(data.shape)} and {tuple(noise.shape)}"
+        )
     if not 0.0 <= sigma_min < 1.0:
         raise ValueError(f"sigma_min must be in [0, 1), got {sigma_min}")
     if sigma_min and convention == "diffusers":
-        raise ValueError("sigma_min is part of Lipman's path; use convention='paper' with it")
+        raise ValueError(
+            "sigma_min is part of Lipman's path; use convention='paper' with it"
+        )
     if t is None:
         return None
     t = torch.as_tensor(t, dtype=data.dtype, device=data.device)
     if t.shape != (data.shape[0],):
         raise ValueError(f"t must have shape ({data.shape[0]},), got {tuple(t.shape)}")
     if bool(((t < 0) | (t > 1)).any()):
-        raise ValueError(f"t must lie in [0, 1], got values in [{t.min().item()}, {t.max().item()}]")
+        raise ValueError(
+            f"t must lie in [0, 1], got values in [{t.min().item()}, {t.max().item()}]"
+        )
     return t.reshape(-1, *([1] * (data.ndim - 1)))

@@ -19,7 +19,9 @@ import torch.nn.functional as F
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
-def broadcast_at(values: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
+def broadcast_at(
+    values: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor
+) -> torch.Tensor:
     r"""Look up `values[t]` and shape it to broadcast against a batch `x`.
 
     The one place that checks timesteps: integer, inside `[0, len(values))`, and either one per
@@ -47,7 +49,9 @@ def broadcast_at(values: torch.Tensor, t: torch.Tensor | int, x: torch.Tensor) -
     T = values.shape[0]
     t_min, t_max = (int(v) for v in torch.aminmax(t)) if t.numel() else (0, 0)
     if t_min < 0 or t_max >= T:
-        raise ValueError(f"timesteps must lie in [0, {T}), got values from {t_min} to {t_max}")
+        raise ValueError(
+            f"timesteps must lie in [0, {T}), got values from {t_min} to {t_max}"
+        )
     return values[t].to(x.device, x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
 
 
@@ -81,17 +85,23 @@ def corrupt(
         ValueError: If `amount` is not shape `(B,)` or lies outside `[0, 1]`.
     """
     if amount.shape != (x.shape[0],):
-        raise ValueError(f"amount must have shape ({x.shape[0]},), one value per image, got {tuple(amount.shape)}")
+        raise ValueError(
+            f"amount must have shape ({x.shape[0]},), one value per image, got {tuple(amount.shape)}"
+        )
     if bool((amount < 0).any() or (amount > 1).any()):
         raise ValueError("amount must lie in [0, 1]")
     if noise is None:
         noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     amount = amount.reshape(-1, *([1] * (x.ndim - 1)))  # (B,) -> (B, 1, 1, 1)
     return x * (1 - amount) + noise * amount
+
+
 # --8<-- [end:corrupt]
 
 
-def gaussian_noise(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def gaussian_noise(
+    x: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     r"""Standard normal noise shaped like `x`, drawn on the generator's device and moved to `x`'s.
 
     Drawing where the generator lives (the CPU for `torch.Generator()`) makes a seed give the same
@@ -105,7 +115,9 @@ def gaussian_noise(x: torch.Tensor, generator: torch.Generator | None = None) ->
         $\epsilon \sim \mathcal{N}(0, I)$, same shape as `x`.
     """
     device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(
+        x.device
+    )
 
 
 # --8<-- [start:q-sample]
@@ -134,10 +146,14 @@ def q_sample(
     if noise is None:
         noise = gaussian_noise(x0, generator)
     if noise.shape != x0.shape:
-        raise ValueError(f"noise has shape {tuple(noise.shape)} but x0 has shape {tuple(x0.shape)}")
+        raise ValueError(
+            f"noise has shape {tuple(noise.shape)} but x0 has shape {tuple(x0.shape)}"
+        )
     # \bar\alpha_t, reshaped to broadcast over (C, H, W)
     a_bar = broadcast_at(alpha_bar, t, x0)
     return a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * noise
+
+
 # --8<-- [end:q-sample]
 
 
@@ -182,17 +198,23 @@ def q_posterior_mean_variance(
     alpha_t = a_bar_t / a_bar_prev
     beta_t = 1 - alpha_t
     # Eq. 7: the posterior mean, a mix of x_0 and x_t
-    mean = (a_bar_prev.sqrt() * beta_t / (1 - a_bar_t)) * x0 + (alpha_t.sqrt() * (1 - a_bar_prev) / (1 - a_bar_t)) * x_t
+    mean = (a_bar_prev.sqrt() * beta_t / (1 - a_bar_t)) * x0 + (
+        alpha_t.sqrt() * (1 - a_bar_prev) / (1 - a_bar_t)
+    ) * x_t
     # Eq. 7: the posterior variance \tilde\beta_t
     variance = (1 - a_bar_prev) / (1 - a_bar_t) * beta_t
     return mean, variance
+
+
 # --8<-- [end:q-posterior]
 
 
 def check_prediction_type(prediction_type: str) -> None:
     """Raise a `ValueError` unless `prediction_type` is one of `PREDICTION_TYPES`."""
     if prediction_type not in PREDICTION_TYPES:
-        raise ValueError(f"unknown prediction_type {prediction_type!r}; choose one of {', '.join(PREDICTION_TYPES)}")
+        raise ValueError(
+            f"unknown prediction_type {prediction_type!r}; choose one of {', '.join(PREDICTION_TYPES)}"
+        )
 
 
 # --8<-- [start:targets]
@@ -258,7 +280,9 @@ def predict_x0_and_eps(
     """
     check_prediction_type(prediction_type)
     if model_output.shape != x_t.shape:
-        raise ValueError(f"model output has shape {tuple(model_output.shape)} but x_t has shape {tuple(x_t.shape)}")
+        raise ValueError(
+            f"model output has shape {tuple(model_output.shape)} but x_t has shape {tuple(x_t.shape)}"
+        )
     a_bar = broadcast_at(alpha_bar, t, x_t)
     sqrt_a_bar, sqrt_one_minus_a_bar = a_bar.sqrt(), (1 - a_bar).sqrt()
     if prediction_type == "epsilon":
@@ -271,4 +295,6 @@ def predict_x0_and_eps(
         x0_hat = sqrt_a_bar * x_t - sqrt_one_minus_a_bar * model_output
         eps_hat = sqrt_a_bar * model_output + sqrt_one_minus_a_bar * x_t
     return x0_hat, eps_hat
+
+
 # --8<-- [end:targets]

@@ -64,7 +64,13 @@ def drop_labels(
             f"got {drop_mask.dtype} of shape {tuple(drop_mask.shape)}"
         )
     # c <- null with probability p_uncond
-    return torch.where(drop_mask.to(class_labels.device), torch.full_like(class_labels, null_label), class_labels)
+    return torch.where(
+        drop_mask.to(class_labels.device),
+        torch.full_like(class_labels, null_label),
+        class_labels,
+    )
+
+
 # --8<-- [end:drop-labels]
 
 
@@ -108,6 +114,8 @@ def guided_prediction(
     # diffusers / Imagen: eps_u + s (eps_c - eps_u)
     s = guidance_scale
     return pred_uncond + s * (pred_cond - pred_uncond)
+
+
 # --8<-- [end:guided-prediction]
 
 
@@ -155,23 +163,37 @@ def cfg_model(
         if guidance_off:
             return model(x, t, class_labels=labels)
         # 1. one forward pass on [x, x] with labels [c, null]
-        pred = model(torch.cat([x, x]), torch.cat([t, t]), class_labels=torch.cat([labels, null_labels.to(x.device)]))
+        pred = model(
+            torch.cat([x, x]),
+            torch.cat([t, t]),
+            class_labels=torch.cat([labels, null_labels.to(x.device)]),
+        )
         # 2. split the halves and extrapolate away from the unconditional one, Eq. 6
         pred_cond, pred_uncond = pred.chunk(2)
         return guided_prediction(pred_cond, pred_uncond, guidance_scale, convention)
 
     return guided
+
+
 # --8<-- [end:cfg-model]
 
 
 def _check_labels(class_labels: torch.Tensor, null_label: int) -> None:
     if not isinstance(class_labels, torch.Tensor) or class_labels.ndim != 1:
-        raise ValueError(f"class_labels must be a 1-D tensor of shape (B,), got {class_labels!r:.60}")
+        raise ValueError(
+            f"class_labels must be a 1-D tensor of shape (B,), got {class_labels!r:.60}"
+        )
     if class_labels.dtype.is_floating_point or class_labels.dtype == torch.bool:
-        raise ValueError(f"class_labels must be an integer tensor, got dtype {class_labels.dtype}")
+        raise ValueError(
+            f"class_labels must be an integer tensor, got dtype {class_labels.dtype}"
+        )
     if int(null_label) != null_label or null_label < 1:
-        raise ValueError(f"null_label must be a positive integer (the number of classes), got {null_label}")
-    if class_labels.numel() and (class_labels.min() < 0 or class_labels.max() >= null_label):
+        raise ValueError(
+            f"null_label must be a positive integer (the number of classes), got {null_label}"
+        )
+    if class_labels.numel() and (
+        class_labels.min() < 0 or class_labels.max() >= null_label
+    ):
         raise ValueError(
             f"class_labels must be in [0, null_label={null_label}), got values in "
             f"[{int(class_labels.min())}, {int(class_labels.max())}]"

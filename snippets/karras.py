@@ -42,13 +42,20 @@ def sigma_to_t(sigma: torch.Tensor, train_sigmas: torch.Tensor) -> torch.Tensor:
     log_sigmas = train_sigmas.log().double()
     log_sigma = sigma.log()
     # index of the table entry just below each sigma, so that [low, low + 1] brackets it
-    low = (torch.searchsorted(log_sigmas, log_sigma, right=True) - 1).clamp(0, len(log_sigmas) - 2)
-    w = ((log_sigmas[low] - log_sigma) / (log_sigmas[low] - log_sigmas[low + 1])).clamp(0, 1)
+    low = (torch.searchsorted(log_sigmas, log_sigma, right=True) - 1).clamp(
+        0, len(log_sigmas) - 2
+    )
+    w = ((log_sigmas[low] - log_sigma) / (log_sigmas[low] - log_sigmas[low + 1])).clamp(
+        0, 1
+    )
     return (1 - w) * low + w * (low + 1)
 
 
 def karras_timesteps(
-    alpha_bar: torch.Tensor, num_inference_steps: int, spacing: str = "linspace", rho: float = 7.0
+    alpha_bar: torch.Tensor,
+    num_inference_steps: int,
+    spacing: str = "linspace",
+    rho: float = 7.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The Karras noise levels (Karras et al. 2022, Eq. 5) for a discrete VP schedule.
 
@@ -71,17 +78,30 @@ def karras_timesteps(
     """
     train_sigmas = sigma_from_alpha_bar(alpha_bar)
     spaced = inference_timesteps(len(alpha_bar), num_inference_steps, spacing)
-    sigma_max, sigma_min = train_sigmas[spaced[0]].double(), train_sigmas[spaced[-1]].double()
+    sigma_max, sigma_min = (
+        train_sigmas[spaced[0]].double(),
+        train_sigmas[spaced[-1]].double(),
+    )
     # Eq. 5, in float64
     ramp = torch.linspace(0, 1, num_inference_steps, dtype=torch.float64)
-    sigmas = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    sigmas = (
+        sigma_max ** (1 / rho)
+        + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))
+    ) ** rho
     timesteps = sigma_to_t(sigmas, train_sigmas)
     return torch.cat([sigmas, sigmas.new_zeros(1)]).float(), timesteps.float()
+
+
 # --8<-- [end:karras-timesteps]
 
 
 # --8<-- [start:denoise]
-def denoise(model_output: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor, prediction_type: str) -> torch.Tensor:
+def denoise(
+    model_output: torch.Tensor,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    prediction_type: str,
+) -> torch.Tensor:
     r"""The denoised estimate $D(x; \sigma) = \hat x_0$ from a VP network's output (Karras et al. 2022, Eq. 7).
 
     With $x = x_0 + \sigma\epsilon$ and the network fed $x / \sqrt{\sigma^2+1}$:
@@ -100,18 +120,26 @@ def denoise(model_output: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor, pr
         $\hat x_0$, shape `(B, C, H, W)`.
     """
     if model_output.shape != x.shape:
-        raise ValueError(f"model output has shape {tuple(model_output.shape)} but x has shape {tuple(x.shape)}")
+        raise ValueError(
+            f"model output has shape {tuple(model_output.shape)} but x has shape {tuple(x.shape)}"
+        )
     if prediction_type == "epsilon":
         return x - sigma * model_output
     if prediction_type == "v_prediction":
         return model_output * (-sigma / (sigma**2 + 1) ** 0.5) + x / (sigma**2 + 1)
     return model_output
+
+
 # --8<-- [end:denoise]
 
 
 def _initial_sigma(sigmas: torch.Tensor, spacing: str) -> torch.Tensor:
     # diffusers' init_noise_sigma: sigma_0, or sqrt(sigma_0^2 + 1) for "leading" spacing
-    return sigmas[0] if spacing in ("linspace", "trailing") else (sigmas[0] ** 2 + 1) ** 0.5
+    return (
+        sigmas[0]
+        if spacing in ("linspace", "trailing")
+        else (sigmas[0] ** 2 + 1) ** 0.5
+    )
 
 
 # --8<-- [start:euler]
@@ -165,7 +193,9 @@ def euler_sample_progressive(
     check_prediction_type(prediction_type)
     if s_churn < 0:
         raise ValueError(f"s_churn must be >= 0, got {s_churn}")
-    sigmas, timesteps = karras_timesteps(schedule.alpha_bar, num_inference_steps, timestep_spacing)
+    sigmas, timesteps = karras_timesteps(
+        schedule.alpha_bar, num_inference_steps, timestep_spacing
+    )
     # 1. x_0 ~ N(0, sigma_0^2 I) (Algorithm 1, line 1)
     x = x_T * _initial_sigma(sigmas, timestep_spacing)
     for i, t in enumerate(timesteps):
@@ -173,19 +203,30 @@ def euler_sample_progressive(
         # 2. evaluate the network on its own scale, x / sqrt(sigma^2 + 1)
         model_output = model(x / (sigma**2 + 1) ** 0.5, t.expand(x.shape[0]))
         # 3. churn: raise the noise level to \hat\sigma_i (Algorithm 2, lines 4-6)
-        gamma = min(s_churn / num_inference_steps, 2**0.5 - 1) if s_tmin <= sigma <= s_tmax else 0.0
+        gamma = (
+            min(s_churn / num_inference_steps, 2**0.5 - 1)
+            if s_tmin <= sigma <= s_tmax
+            else 0.0
+        )
         sigma_hat = sigma * (gamma + 1)
         if gamma > 0:
             z = gaussian_noise(x, generator)
             x = x + z * s_noise * (sigma_hat**2 - sigma**2) ** 0.5
         # 4. D(\hat x_i; \hat\sigma_i); like diffusers, v is converted with sigma, epsilon with \hat\sigma
-        x0_hat = denoise(model_output, x, sigma_hat if prediction_type == "epsilon" else sigma, prediction_type)
+        x0_hat = denoise(
+            model_output,
+            x,
+            sigma_hat if prediction_type == "epsilon" else sigma,
+            prediction_type,
+        )
         if clip_sample:
             x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
         # 5. Euler step along dx/dsigma = (x - D) / sigma (Algorithm 1, lines 4-5)
         d = (x - x0_hat) / sigma_hat
         x = x + d * (sigma_next - sigma_hat)
         yield t, x, x0_hat
+
+
 # --8<-- [end:euler]
 
 
@@ -201,7 +242,13 @@ def euler_sample(
 ) -> torch.Tensor:
     """Run `euler_sample_progressive` to the end (same arguments) and return $x_0$, shape `(B, C, H, W)`."""
     for _, x, _ in euler_sample_progressive(
-        model, x_T, schedule, num_inference_steps, prediction_type=prediction_type, generator=generator, **options
+        model,
+        x_T,
+        schedule,
+        num_inference_steps,
+        prediction_type=prediction_type,
+        generator=generator,
+        **options,
     ):
         pass
     return x
@@ -247,7 +294,9 @@ def heun_sample_progressive(
         `(t, x_next, x0_hat)` after each step.
     """
     check_prediction_type(prediction_type)
-    sigmas, timesteps = karras_timesteps(schedule.alpha_bar, num_inference_steps, timestep_spacing)
+    sigmas, timesteps = karras_timesteps(
+        schedule.alpha_bar, num_inference_steps, timestep_spacing
+    )
     # 1. x_0 ~ N(0, sigma_0^2 I) (Algorithm 1, line 1)
     x = x_T * _initial_sigma(sigmas, timestep_spacing)
     for i, t in enumerate(timesteps):
@@ -261,7 +310,9 @@ def heun_sample_progressive(
         x_next = x + d * (sigma_next - sigma)
         # 3. second-order correction unless sigma_{i+1} = 0 (Algorithm 1, lines 6-8)
         if sigma_next > 0:
-            model_output = model(x_next / (sigma_next**2 + 1) ** 0.5, timesteps[i + 1].expand(x.shape[0]))
+            model_output = model(
+                x_next / (sigma_next**2 + 1) ** 0.5, timesteps[i + 1].expand(x.shape[0])
+            )
             x0_hat = denoise(model_output, x_next, sigma_next, prediction_type)
             if clip_sample:
                 x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
@@ -269,6 +320,8 @@ def heun_sample_progressive(
             x_next = x + (d + d_next) / 2 * (sigma_next - sigma)
         x = x_next
         yield t, x, x0_hat
+
+
 # --8<-- [end:heun]
 
 
@@ -284,7 +337,13 @@ def heun_sample(
 ) -> torch.Tensor:
     """Run `heun_sample_progressive` to the end (same arguments) and return $x_0$, shape `(B, C, H, W)`."""
     for _, x, _ in heun_sample_progressive(
-        model, x_T, schedule, num_inference_steps, prediction_type=prediction_type, generator=generator, **options
+        model,
+        x_T,
+        schedule,
+        num_inference_steps,
+        prediction_type=prediction_type,
+        generator=generator,
+        **options,
     ):
         pass
     return x

@@ -29,7 +29,9 @@ from torch import nn
 
 from snippets.data import load_digits
 
-CLASSIFIER_DIR = Path(__file__).resolve().parent.parent / "checkpoints" / "digit_classifier"
+CLASSIFIER_DIR = (
+    Path(__file__).resolve().parent.parent / "checkpoints" / "digit_classifier"
+)
 CLASSIFIER_FILE = "classifier.safetensors"
 
 
@@ -42,7 +44,7 @@ class DigitClassifier(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)   # 16x16 -> pool -> 8x8
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)  # 16x16 -> pool -> 8x8
         self.conv2 = nn.Conv2d(32, 64, 3, padding=1)  # 8x8 -> pool -> 4x4
         self.fc = nn.Linear(64 * 4 * 4, 64)
         self.head = nn.Linear(64, 10)
@@ -56,11 +58,15 @@ class DigitClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits, shape `(B, 10)`."""
         return self.head(self.features(x))
+
+
 # --8<-- [end:digit-classifier]
 
 
 # --8<-- [start:train-classifier]
-def train_classifier(epochs: int = 15, batch_size: int = 64, seed: int = 0) -> DigitClassifier:
+def train_classifier(
+    epochs: int = 15, batch_size: int = 64, seed: int = 0
+) -> DigitClassifier:
     r"""Train `DigitClassifier` on the digits' train split, deterministically (a few seconds on a CPU).
 
     Adam at $10^{-3}$ on random shifts of up to one pixel (so the features do not hinge on exact
@@ -86,7 +92,7 @@ def train_classifier(epochs: int = 15, batch_size: int = 64, seed: int = 0) -> D
             for _ in range(epochs):
                 order = torch.randperm(len(x), generator=generator)
                 for i in range(0, len(x), batch_size):
-                    index = order[i:i + batch_size]
+                    index = order[i : i + batch_size]
                     # random shifts of -1, 0 or +1 pixel (torch.roll wraps around; the borders are blank)
                     dx, dy = torch.randint(-1, 2, (2,), generator=generator).tolist()
                     batch = torch.roll(x[index], shifts=(dy, dx), dims=(2, 3))
@@ -97,10 +103,14 @@ def train_classifier(epochs: int = 15, batch_size: int = 64, seed: int = 0) -> D
     finally:
         torch.set_num_threads(threads)
     return model.eval()
+
+
 # --8<-- [end:train-classifier]
 
 
-def load_classifier(directory: str | Path | None = None, retrain: bool = False) -> DigitClassifier:
+def load_classifier(
+    directory: str | Path | None = None, retrain: bool = False
+) -> DigitClassifier:
     """The cached digit classifier; trained and cached (safetensors) on first use.
 
     Args:
@@ -143,8 +153,15 @@ def frechet_distance(features_1: np.ndarray, features_2: np.ndarray) -> float:
         $d^2 \ge 0$.
     """
     f1, f2 = np.asarray(features_1, np.float64), np.asarray(features_2, np.float64)
-    if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1] or min(len(f1), len(f2)) < 2:
-        raise ValueError(f"features must be (N, D) arrays with the same D and N >= 2, got {f1.shape} and {f2.shape}")
+    if (
+        f1.ndim != 2
+        or f2.ndim != 2
+        or f1.shape[1] != f2.shape[1]
+        or min(len(f1), len(f2)) < 2
+    ):
+        raise ValueError(
+            f"features must be (N, D) arrays with the same D and N >= 2, got {f1.shape} and {f2.shape}"
+        )
     mu1, mu2 = f1.mean(0), f2.mean(0)
     sigma1, sigma2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
     # Sigma_1^{1/2} by eigen-decomposition (clip tiny negative eigenvalues from round-off)
@@ -155,6 +172,8 @@ def frechet_distance(features_1: np.ndarray, features_2: np.ndarray) -> float:
     tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
     d2 = ((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean
     return float(max(d2, 0.0))
+
+
 # --8<-- [end:frechet-distance]
 
 
@@ -176,14 +195,19 @@ def digit_metrics(
         `{"fid", "confidence", "class_entropy", "n"}`.
     """
     if samples.ndim != 4 or tuple(samples.shape[1:]) != (1, 16, 16):
-        raise ValueError(f"samples must have shape (N, 1, 16, 16), got {tuple(samples.shape)}")
+        raise ValueError(
+            f"samples must have shape (N, 1, 16, 16), got {tuple(samples.shape)}"
+        )
     if not torch.isfinite(samples).all():
         raise ValueError("samples contain NaN or infinite values")
     classifier = load_classifier() if classifier is None else classifier
     reference = load_digits("test")[0] if reference is None else reference
     x = samples.float().cpu().clamp(-1, 1)
     # 1. penultimate features of both sets, and the classifier's softmax on the samples
-    feats, ref_feats = classifier.features(x), classifier.features(reference.float().cpu())
+    feats, ref_feats = (
+        classifier.features(x),
+        classifier.features(reference.float().cpu()),
+    )
     probs = classifier.head(feats).softmax(-1)
     # 2. Frechet distance, mean top probability, entropy of the predicted-class histogram
     hist = torch.bincount(probs.argmax(-1), minlength=10).double() / len(x)
@@ -194,10 +218,14 @@ def digit_metrics(
         "class_entropy": entropy,
         "n": len(x),
     }
+
+
 # --8<-- [end:digit-metrics]
 
 
-def fid_floor(n: int, classifier: DigitClassifier | None = None, seed: int = 0) -> dict[str, float]:
+def fid_floor(
+    n: int, classifier: DigitClassifier | None = None, seed: int = 0
+) -> dict[str, float]:
     """The metrics of `n` real train-split digits against the test split: the best a model can do.
 
     Args:

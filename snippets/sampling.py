@@ -24,9 +24,22 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from snippets.dpm_solver import dpm_solver_pp_2m_sample, dpm_solver_pp_2m_sample_progressive
-from snippets.forward import check_prediction_type, gaussian_noise, predict_x0_and_eps, q_posterior_mean_variance
-from snippets.karras import euler_sample, euler_sample_progressive, heun_sample, heun_sample_progressive
+from snippets.dpm_solver import (
+    dpm_solver_pp_2m_sample,
+    dpm_solver_pp_2m_sample_progressive,
+)
+from snippets.forward import (
+    check_prediction_type,
+    gaussian_noise,
+    predict_x0_and_eps,
+    q_posterior_mean_variance,
+)
+from snippets.karras import (
+    euler_sample,
+    euler_sample_progressive,
+    heun_sample,
+    heun_sample_progressive,
+)
 from snippets.schedules import NoiseSchedule, inference_timesteps
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -80,10 +93,14 @@ def naive_sample_progressive(
         mix_factor = 1 / (n_steps - i)
         x = x * (1 - mix_factor) + pred * mix_factor
         yield i, x, pred
+
+
 # --8<-- [end:naive]
 
 
-def naive_sample(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, n_steps: int) -> torch.Tensor:
+def naive_sample(
+    model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, n_steps: int
+) -> torch.Tensor:
     """Run `naive_sample_progressive` to the end and return the final batch, shape `(B, C, H, W)`."""
     for _, x, _ in naive_sample_progressive(model, x, n_steps):
         pass
@@ -134,9 +151,13 @@ def ddpm_sample_progressive(
     """
     check_prediction_type(prediction_type)
     if variance_type not in ("fixed_small", "fixed_large"):
-        raise ValueError(f"unknown variance_type {variance_type!r}; choose 'fixed_small' or 'fixed_large'")
+        raise ValueError(
+            f"unknown variance_type {variance_type!r}; choose 'fixed_small' or 'fixed_large'"
+        )
     alpha_bar = schedule.alpha_bar
-    timesteps = inference_timesteps(schedule.num_train_timesteps, num_inference_steps, timestep_spacing)
+    timesteps = inference_timesteps(
+        schedule.num_train_timesteps, num_inference_steps, timestep_spacing
+    )
     # the step after t is the next one in the list; -1 (clean data) after the last
     prev_timesteps = torch.cat([timesteps[1:], timesteps.new_tensor([-1])])
     x = x_T
@@ -159,6 +180,8 @@ def ddpm_sample_progressive(
         else:
             x = mean
         yield t, x, x0_hat
+
+
 # --8<-- [end:ddpm]
 
 
@@ -174,7 +197,13 @@ def ddpm_sample(
 ) -> torch.Tensor:
     """Run `ddpm_sample_progressive` to the end (same arguments) and return $x_0$, shape `(B, C, H, W)`."""
     for _, x, _ in ddpm_sample_progressive(
-        model, x_T, schedule, num_inference_steps, prediction_type=prediction_type, generator=generator, **options
+        model,
+        x_T,
+        schedule,
+        num_inference_steps,
+        prediction_type=prediction_type,
+        generator=generator,
+        **options,
     ):
         pass
     return x
@@ -234,19 +263,25 @@ def ddim_sample_progressive(
         # 1. predict with the network
         model_output = model(x, t.expand(x.shape[0]))
         # 2. predicted x_0 and epsilon (Eq. 12's "predicted x_0"); clipping x_0 only
-        x0_hat, eps_hat = predict_x0_and_eps(model_output, x, t, alpha_bar, prediction_type)
+        x0_hat, eps_hat = predict_x0_and_eps(
+            model_output, x, t, alpha_bar, prediction_type
+        )
         if clip_sample:
             x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
         a_bar_t = alpha_bar[t]
         a_bar_prev = alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0)
         # 3. sigma_t (Eq. 16)
-        sigma_t = eta * ((1 - a_bar_prev) / (1 - a_bar_t) * (1 - a_bar_t / a_bar_prev)) ** 0.5
+        sigma_t = (
+            eta * ((1 - a_bar_prev) / (1 - a_bar_t) * (1 - a_bar_t / a_bar_prev)) ** 0.5
+        )
         # 4. x_{t-1}: predicted x_0, "direction pointing to x_t", random noise (Eq. 12)
         x = a_bar_prev**0.5 * x0_hat + (1 - a_bar_prev - sigma_t**2) ** 0.5 * eps_hat
         if eta > 0:
             z = gaussian_noise(x, generator)
             x = x + sigma_t * z
         yield t, x, x0_hat
+
+
 # --8<-- [end:ddim]
 
 
@@ -262,7 +297,13 @@ def ddim_sample(
 ) -> torch.Tensor:
     """Run `ddim_sample_progressive` to the end (same arguments) and return $x_0$, shape `(B, C, H, W)`."""
     for _, x, _ in ddim_sample_progressive(
-        model, x_T, schedule, num_inference_steps, prediction_type=prediction_type, generator=generator, **options
+        model,
+        x_T,
+        schedule,
+        num_inference_steps,
+        prediction_type=prediction_type,
+        generator=generator,
+        **options,
     ):
         pass
     return x

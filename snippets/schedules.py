@@ -25,7 +25,9 @@ TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 
 
 # --8<-- [start:beta-schedules]
-def linear_betas(num_train_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+def linear_betas(
+    num_train_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> torch.Tensor:
     r"""The linear schedule of DDPM (Ho et al. 2020, Section 4): $\beta_t$ evenly spaced.
 
     $$\beta_t = \beta_\text{start} + \tfrac{t-1}{T-1}\,(\beta_\text{end} - \beta_\text{start})$$
@@ -38,7 +40,9 @@ def linear_betas(num_train_timesteps: int, beta_start: float = 1e-4, beta_end: f
     Returns:
         $\beta$, float32, shape `(T,)`.
     """
-    return torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float32)
+    return torch.linspace(
+        beta_start, beta_end, num_train_timesteps, dtype=torch.float32
+    )
 
 
 def scaled_linear_betas(
@@ -57,10 +61,17 @@ def scaled_linear_betas(
     Returns:
         $\beta$, float32, shape `(T,)`.
     """
-    return torch.linspace(beta_start**0.5, beta_end**0.5, num_train_timesteps, dtype=torch.float32) ** 2
+    return (
+        torch.linspace(
+            beta_start**0.5, beta_end**0.5, num_train_timesteps, dtype=torch.float32
+        )
+        ** 2
+    )
 
 
-def cosine_betas(num_train_timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+def cosine_betas(
+    num_train_timesteps: int, s: float = 0.008, max_beta: float = 0.999
+) -> torch.Tensor:
     r"""The cosine schedule of Improved DDPM (Nichol & Dhariwal 2021, Eq. 17), `squaredcos_cap_v2`.
 
     $$\bar\alpha_t = \frac{f(t)}{f(0)}, \quad f(t) = \cos^2\!\left(\frac{t/T + s}{1 + s}\cdot\frac{\pi}{2}\right),
@@ -80,7 +91,9 @@ def cosine_betas(num_train_timesteps: int, s: float = 0.008, max_beta: float = 0
     return betas.to(torch.float32)
 
 
-def sigmoid_betas(num_train_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+def sigmoid_betas(
+    num_train_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> torch.Tensor:
     r"""A sigmoid-shaped schedule (as in GeoDiff, Xu et al. 2022): slow start, slow end.
 
     $$\beta_t = \beta_\text{start} + (\beta_\text{end} - \beta_\text{start})\,
@@ -94,7 +107,13 @@ def sigmoid_betas(num_train_timesteps: int, beta_start: float = 1e-4, beta_end: 
     Returns:
         $\beta$, float32, shape `(T,)`.
     """
-    return torch.sigmoid(torch.linspace(-6, 6, num_train_timesteps)) * (beta_end - beta_start) + beta_start
+    return (
+        torch.sigmoid(torch.linspace(-6, 6, num_train_timesteps))
+        * (beta_end - beta_start)
+        + beta_start
+    )
+
+
 # --8<-- [end:beta-schedules]
 
 
@@ -127,6 +146,8 @@ def rescale_betas_zero_snr(betas: torch.Tensor) -> torch.Tensor:
     alpha_bar = sqrt_alpha_bar**2
     alphas = torch.cat([alpha_bar[0:1], alpha_bar[1:] / alpha_bar[:-1]])
     return 1 - alphas
+
+
 # --8<-- [end:zero-terminal-snr]
 
 
@@ -162,9 +183,13 @@ class NoiseSchedule:
         """
         betas = torch.as_tensor(betas, dtype=torch.float32)
         if betas.ndim != 1 or betas.numel() < 2:
-            raise ValueError(f"betas must be a 1-D tensor with at least 2 entries, got shape {tuple(betas.shape)}")
+            raise ValueError(
+                f"betas must be a 1-D tensor with at least 2 entries, got shape {tuple(betas.shape)}"
+            )
         if not bool(((betas > 0) & (betas <= 1)).all()):
-            raise ValueError("every beta must lie in (0, 1]; a variance of 0 or above 1 is not a diffusion step")
+            raise ValueError(
+                "every beta must lie in (0, 1]; a variance of 0 or above 1 is not a diffusion step"
+            )
         # \alpha_t = 1 - \beta_t
         alphas = 1.0 - betas
         # \bar\alpha_t = \prod_{s=1}^{t} \alpha_s
@@ -194,7 +219,9 @@ class NoiseSchedule:
             ValueError: For an unknown name or a bad number of timesteps or betas.
         """
         if int(num_train_timesteps) != num_train_timesteps or num_train_timesteps < 2:
-            raise ValueError(f"num_train_timesteps must be an integer >= 2, got {num_train_timesteps}")
+            raise ValueError(
+                f"num_train_timesteps must be an integer >= 2, got {num_train_timesteps}"
+            )
         if name == "linear":
             betas = linear_betas(num_train_timesteps, beta_start, beta_end)
         elif name == "scaled_linear":
@@ -204,10 +231,14 @@ class NoiseSchedule:
         elif name == "sigmoid":
             betas = sigmoid_betas(num_train_timesteps, beta_start, beta_end)
         else:
-            raise ValueError(f"unknown noise schedule {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
+            raise ValueError(
+                f"unknown noise schedule {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}"
+            )
         if rescale_zero_terminal_snr:
             betas = rescale_betas_zero_snr(betas)
         return cls.from_betas(betas)
+
+
 # --8<-- [end:noise-schedule]
 
 
@@ -224,11 +255,15 @@ def snr(alpha_bar: torch.Tensor) -> torch.Tensor:
         $\mathrm{SNR}$ with the shape of `alpha_bar` (`inf` where $\bar\alpha_t = 1$, 0 where it is 0).
     """
     return alpha_bar / (1 - alpha_bar)
+
+
 # --8<-- [end:snr]
 
 
 # --8<-- [start:timestep-spacing]
-def inference_timesteps(num_train_timesteps: int, num_inference_steps: int, spacing: str = "leading") -> torch.Tensor:
+def inference_timesteps(
+    num_train_timesteps: int, num_inference_steps: int, spacing: str = "leading"
+) -> torch.Tensor:
     r"""The decreasing subset of training timesteps a sampler visits (Lin et al. 2024, Table 2).
 
     With $T$ training steps and $N$ sampling steps:
@@ -262,8 +297,12 @@ def inference_timesteps(num_train_timesteps: int, num_inference_steps: int, spac
     elif spacing == "trailing":
         timesteps = np.round(np.arange(T, 0, -T / N)) - 1
     else:
-        raise ValueError(f"unknown timestep spacing {spacing!r}; choose one of {', '.join(TIMESTEP_SPACINGS)}")
+        raise ValueError(
+            f"unknown timestep spacing {spacing!r}; choose one of {', '.join(TIMESTEP_SPACINGS)}"
+        )
     return torch.from_numpy(timesteps.astype(np.int64))
+
+
 # --8<-- [end:timestep-spacing]
 
 
@@ -288,4 +327,6 @@ def sigma_from_alpha_bar(alpha_bar: torch.Tensor) -> torch.Tensor:
     if alpha_bar[-1] == 0:
         alpha_bar = torch.cat([alpha_bar[:-1], alpha_bar.new_tensor([2.0**-24])])
     return ((1 - alpha_bar) / alpha_bar) ** 0.5
+
+
 # --8<-- [end:sigma-from-alpha-bar]

@@ -40,13 +40,17 @@ def to_unit_interval(images: torch.Tensor) -> torch.Tensor:
             f"images must lie in [-1, 1], got values from {images.min().item():.3g} to {images.max().item():.3g}"
         )
     return (images + 1) / 2
+
+
 # --8<-- [end:to-unit-interval]
 
 
 def _check_unit_interval(images: torch.Tensor) -> None:
     """Raise a `ValueError` unless `images` is a `(B, C, H, W)` batch with values in `[0, 1]`."""
     if images.ndim != 4:
-        raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
+        raise ValueError(
+            f"images must have shape (B, C, H, W), got {tuple(images.shape)}"
+        )
     if images.shape[0] == 0:
         raise ValueError("images is an empty batch")
     if images.min() < 0 or images.max() > 1:
@@ -83,13 +87,17 @@ def scratch_loss(
     _check_unit_interval(x)
     # 1. a random amount of noise for each image, a ~ U[0, 1)
     if amount is None:
-        amount = torch.rand(x.shape[0], generator=generator, dtype=x.dtype, device=x.device)
+        amount = torch.rand(
+            x.shape[0], generator=generator, dtype=x.dtype, device=x.device
+        )
     # 2. the corrupted input (1 - a) x + a u
     noisy_x = corrupt(x, amount, noise=noise, generator=generator)
     # 3. the network's guess of the clean image
     pred = model(noisy_x)
     # 4. mean squared error against the clean image
     return nn.functional.mse_loss(pred, x)
+
+
 # --8<-- [end:scratch-loss]
 
 
@@ -128,7 +136,9 @@ def train_basic_unet(
         raise ValueError(f"learning_rate must be positive, got {learning_rate}")
     _check_unit_interval(images)
     # 1. the data, shuffled every epoch
-    loader = DataLoader(TensorDataset(images), batch_size=batch_size, shuffle=True, generator=generator)
+    loader = DataLoader(
+        TensorDataset(images), batch_size=batch_size, shuffle=True, generator=generator
+    )
     # 2. the optimizer: Adam at lr 1e-3
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     losses = []
@@ -145,8 +155,12 @@ def train_basic_unet(
             # 5. store the loss for the curve
             losses.append(loss.item())
             bar.update(1)
-        bar.set_postfix(epoch=epoch + 1, loss=f"{sum(losses[-len(loader):]) / len(loader):.4f}")
+        bar.set_postfix(
+            epoch=epoch + 1, loss=f"{sum(losses[-len(loader) :]) / len(loader):.4f}"
+        )
     bar.close()
     model.eval()
     return losses
+
+
 # --8<-- [end:train-basic-unet]

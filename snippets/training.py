@@ -103,25 +103,39 @@ class TrainConfig:
         if self.minutes is not None and not self.minutes > 0:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size}")
+            raise ValueError(
+                f"batch_size must be a positive integer, got {self.batch_size}"
+            )
         if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+            raise ValueError(
+                f"learning_rate must be positive, got {self.learning_rate}"
+            )
         if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
+            raise ValueError(
+                f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"
+            )
         if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("warmup_steps, grad_clip and weight_decay must be >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.prediction_type not in PREDICTION_TYPES:
-            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}")
+            raise ValueError(
+                f"prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}"
+            )
         if self.min_snr_gamma is not None and not self.min_snr_gamma > 0:
-            raise ValueError(f"min_snr_gamma must be positive or None, got {self.min_snr_gamma}")
+            raise ValueError(
+                f"min_snr_gamma must be positive or None, got {self.min_snr_gamma}"
+            )
         if not 0.0 <= self.p_uncond <= 1.0:
             raise ValueError(f"p_uncond must be in [0, 1], got {self.p_uncond}")
         if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision must be auto, no, fp16 or bf16, got {self.mixed_precision!r}")
+            raise ValueError(
+                f"mixed_precision must be auto, no, fp16 or bf16, got {self.mixed_precision!r}"
+            )
         if self.checkpoint_every < 0 or self.log_every < 1:
             raise ValueError("checkpoint_every must be >= 0 and log_every >= 1")
+
+
 # --8<-- [end:train-config]
 
 
@@ -150,7 +164,9 @@ class TrainResult:
 
 
 # --8<-- [start:min-snr]
-def min_snr_weight(alpha_bar_t: torch.Tensor, gamma: float | None, prediction_type: str) -> torch.Tensor:
+def min_snr_weight(
+    alpha_bar_t: torch.Tensor, gamma: float | None, prediction_type: str
+) -> torch.Tensor:
     r"""Per-sample loss weights of min-SNR-$\gamma$ weighting (Hang et al. 2023, Eq. 9).
 
     The weight on the $x_0$ error is $\min(\mathrm{SNR}(t), \gamma)$; the same loss written for
@@ -180,7 +196,11 @@ def min_snr_weight(alpha_bar_t: torch.Tensor, gamma: float | None, prediction_ty
         return clipped / (snr_t + 1)
     if prediction_type == "sample":
         return clipped
-    raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+    raise ValueError(
+        f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}"
+    )
+
+
 # --8<-- [end:min-snr]
 
 
@@ -221,11 +241,19 @@ def diffusion_loss(
     # 3. the regression target: eps, v or x_0
     target = training_target(x0, noise, t, alpha_bar, prediction_type)
     # 4. the network's prediction
-    prediction = model(x_t, t) if class_labels is None else model(x_t, t, class_labels=class_labels)
+    prediction = (
+        model(x_t, t)
+        if class_labels is None
+        else model(x_t, t, class_labels=class_labels)
+    )
     # 5. per-sample squared error, weighted (min-SNR-gamma) and averaged  (Eq. 14)
-    per_sample = ((prediction.float() - target.float()) ** 2).mean(dim=tuple(range(1, x0.ndim)))
+    per_sample = ((prediction.float() - target.float()) ** 2).mean(
+        dim=tuple(range(1, x0.ndim))
+    )
     weights = min_snr_weight(alpha_bar[t], min_snr_gamma, prediction_type)
     return (weights * per_sample).mean()
+
+
 # --8<-- [end:diffusion-loss]
 
 
@@ -253,12 +281,16 @@ def learning_rate_at(step: int, progress: float, config: TrainConfig) -> float:
     if config.lr_schedule == "constant":
         cosine = 1.0
     return config.learning_rate * warmup * cosine
+
+
 # --8<-- [end:lr-schedule]
 
 
 # --8<-- [start:ema-update]
 @torch.no_grad()
-def ema_update(ema_state: dict[str, torch.Tensor], model: nn.Module, decay: float, step: int) -> None:
+def ema_update(
+    ema_state: dict[str, torch.Tensor], model: nn.Module, decay: float, step: int
+) -> None:
     r"""Move the EMA weights towards the model's (Polyak averaging, as in Ho et al. 2020, App. B).
 
     $$\bar\theta \leftarrow d\,\bar\theta + (1 - d)\,\theta,\qquad
@@ -280,6 +312,8 @@ def ema_update(ema_state: dict[str, torch.Tensor], model: nn.Module, decay: floa
             ema_state[name].lerp_(value.float(), 1.0 - d)
         else:
             ema_state[name].copy_(value)
+
+
 # --8<-- [end:ema-update]
 
 
@@ -356,33 +390,46 @@ def train(
     config = config or TrainConfig(steps=1000)
     num_classes = (getattr(model, "config", None) or {}).get("num_classes")
     if images.ndim != 4:
-        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+        raise ValueError(
+            f"images must have shape (N, C, H, W), got {tuple(images.shape)}"
+        )
     if labels is not None and num_classes is None:
-        raise ValueError("labels were given but the model has no num_classes (it is unconditional)")
+        raise ValueError(
+            "labels were given but the model has no num_classes (it is unconditional)"
+        )
     if labels is not None and labels.shape != images.shape[:1]:
-        raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
+        )
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir, the folder holding the checkpoint")
 
     # 1. Accelerate: devices, data parallelism, mixed precision
     # (cpu=True on a machine without CUDA: under torchrun / `accelerate launch --multi_gpu` that picks gloo)
     accelerator = accelerator or Accelerator(
-        mixed_precision=_mixed_precision(config.mixed_precision), cpu=not torch.cuda.is_available()
+        mixed_precision=_mixed_precision(config.mixed_precision),
+        cpu=not torch.cuda.is_available(),
     )
     rank, world = accelerator.process_index, accelerator.num_processes
     schedule = NoiseSchedule.from_name(config.schedule, config.num_train_timesteps)
     alpha_bar = schedule.alpha_bar.to(accelerator.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     model, optimizer = accelerator.prepare(model, optimizer)
     raw_model = accelerator.unwrap_model(model)
-    ema_state = {k: v.detach().float().clone() for k, v in raw_model.state_dict().items()}
+    ema_state = {
+        k: v.detach().float().clone() for k, v in raw_model.state_dict().items()
+    }
     # one CPU generator per process draws batches, timesteps, noise, label drops and flips
     generator = torch.Generator().manual_seed(config.seed + 7919 * rank)
     step, seconds, losses = 0, 0.0, []
 
     # 2. resume: weights, EMA, optimizer, step, clock, loss history and RNG states
     if resume:
-        state = ckpt.load_training_state(out_dir, raw_model, optimizer, ema_state, world_size=world)
+        state = ckpt.load_training_state(
+            out_dir, raw_model, optimizer, ema_state, world_size=world
+        )
         step, seconds, losses = state["step"], state["seconds"], state["losses"]
         if state["generator_states"] is not None:
             generator.set_state(state["generator_states"][rank])
@@ -391,45 +438,75 @@ def train(
             generator.manual_seed(config.seed + 7919 * rank + 104729 * step)
 
     def save():
-        gen = accelerator.gather(generator.get_state().to(accelerator.device)[None]).cpu()
-        glob = accelerator.gather(torch.get_rng_state().to(accelerator.device)[None]).cpu()
+        gen = accelerator.gather(
+            generator.get_state().to(accelerator.device)[None]
+        ).cpu()
+        glob = accelerator.gather(
+            torch.get_rng_state().to(accelerator.device)[None]
+        ).cpu()
         if accelerator.is_main_process:
             ckpt.save_checkpoint(
-                out_dir, model=raw_model, ema_state=ema_state, optimizer=optimizer,
+                out_dir,
+                model=raw_model,
+                ema_state=ema_state,
+                optimizer=optimizer,
                 config=_run_config(raw_model, config, run_info),
                 training_state={"step": step, "seconds": seconds, "world_size": world},
-                tensors={"losses": torch.tensor(losses, dtype=torch.float64),
-                         "generator_states": gen, "torch_rng_states": glob},
+                tensors={
+                    "losses": torch.tensor(losses, dtype=torch.float64),
+                    "generator_states": gen,
+                    "torch_rng_states": glob,
+                },
             )
         accelerator.wait_for_everyone()
 
     def progress() -> float:
-        return max(step / config.steps if config.steps else 0.0,
-                   seconds / (60 * config.minutes) if config.minutes else 0.0)
+        return max(
+            step / config.steps if config.steps else 0.0,
+            seconds / (60 * config.minutes) if config.minutes else 0.0,
+        )
 
-    bar = tqdm(total=config.steps, initial=step, unit="step", dynamic_ncols=True,
-               disable=not (progress_bar and accelerator.is_local_main_process))
+    bar = tqdm(
+        total=config.steps,
+        initial=step,
+        unit="step",
+        dynamic_ncols=True,
+        disable=not (progress_bar and accelerator.is_local_main_process),
+    )
     model.train()
     interrupted = False
     with _StopFlag() as stop:
         start = time.perf_counter() - seconds
         while progress() < 1.0:
             # 3. a random batch for this process (with replacement), optional flip and label drop
-            index = torch.randint(0, images.shape[0], (config.batch_size,), generator=generator)
+            index = torch.randint(
+                0, images.shape[0], (config.batch_size,), generator=generator
+            )
             x0 = images[index].to(accelerator.device)
             if config.random_flip:
-                flip = (torch.rand(config.batch_size, generator=generator) < 0.5).to(x0.device)
+                flip = (torch.rand(config.batch_size, generator=generator) < 0.5).to(
+                    x0.device
+                )
                 x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
             y = None
             if labels is not None:
-                y = drop_labels(labels[index], config.p_uncond, num_classes, generator=generator).to(x0.device)
+                y = drop_labels(
+                    labels[index], config.p_uncond, num_classes, generator=generator
+                ).to(x0.device)
 
             # 4. one optimizer step: loss, backward, clip, AdamW at the scheduled learning rate
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate_at(step, progress(), config)
             with accelerator.autocast():
-                loss = diffusion_loss(model, x0, alpha_bar, config.prediction_type, y,
-                                      config.min_snr_gamma, generator)
+                loss = diffusion_loss(
+                    model,
+                    x0,
+                    alpha_bar,
+                    config.prediction_type,
+                    y,
+                    config.min_snr_gamma,
+                    generator,
+                )
             accelerator.backward(loss)
             if config.grad_clip > 0:
                 accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -445,16 +522,30 @@ def train(
             seconds = time.perf_counter() - start
             bar.update(1)
             if step % config.log_every == 0:
-                recent = losses[-config.log_every:]
-                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{group['lr']:.2e}", refresh=False)
-            stop_now = torch.tensor([float(stop.signal is not None)], device=accelerator.device)
-            if world > 1:  # every process must stop at the same step (and so save together)
+                recent = losses[-config.log_every :]
+                bar.set_postfix(
+                    loss=f"{sum(recent) / len(recent):.4f}",
+                    lr=f"{group['lr']:.2e}",
+                    refresh=False,
+                )
+            stop_now = torch.tensor(
+                [float(stop.signal is not None)], device=accelerator.device
+            )
+            if (
+                world > 1
+            ):  # every process must stop at the same step (and so save together)
                 stop_now = accelerator.reduce(stop_now, "max")
-                seconds = accelerator.reduce(torch.tensor([seconds], device=accelerator.device), "max").item()
+                seconds = accelerator.reduce(
+                    torch.tensor([seconds], device=accelerator.device), "max"
+                ).item()
             if stop_now.item() > 0:
                 interrupted = True
                 break
-            if out_dir is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
+            if (
+                out_dir is not None
+                and config.checkpoint_every
+                and step % config.checkpoint_every == 0
+            ):
                 save()
     bar.close()
 
@@ -463,19 +554,34 @@ def train(
         save()
         if accelerator.is_main_process:
             plot_loss_curve(losses, Path(out_dir) / "loss.png")
-    return TrainResult(step=step, losses=losses, seconds=seconds, interrupted=interrupted, ema_state=ema_state)
+    return TrainResult(
+        step=step,
+        losses=losses,
+        seconds=seconds,
+        interrupted=interrupted,
+        ema_state=ema_state,
+    )
+
+
 # --8<-- [end:train]
 
 
-def _run_config(model: nn.Module, config: TrainConfig, run_info: dict | None = None) -> dict:
+def _run_config(
+    model: nn.Module, config: TrainConfig, run_info: dict | None = None
+) -> dict:
     """The `config.json` of a checkpoint: model, schedule, prediction type and training args."""
     model_config = getattr(model, "config", None)
     if not isinstance(model_config, dict):
-        raise ValueError(f"{type(model).__name__} has no `config` dict: only the project's UNet can be checkpointed")
+        raise ValueError(
+            f"{type(model).__name__} has no `config` dict: only the project's UNet can be checkpointed"
+        )
     return {
         "model_class": type(model).__name__,
         "model": model_config,
-        "schedule": {"name": config.schedule, "num_train_timesteps": config.num_train_timesteps},
+        "schedule": {
+            "name": config.schedule,
+            "num_train_timesteps": config.num_train_timesteps,
+        },
         "prediction_type": config.prediction_type,
         "training": dataclasses.asdict(config),
         "data": run_info or {},
@@ -504,7 +610,12 @@ def plot_loss_curve(losses: list[float], path: str | Path, window: int = 50) -> 
     if len(losses) >= window:
         t = torch.tensor(losses, dtype=torch.float64)
         smooth = t.unfold(0, window, 1).mean(1)
-        ax.plot(range(window, len(losses) + 1), smooth.tolist(), lw=1.5, label=f"mean of {window}")
+        ax.plot(
+            range(window, len(losses) + 1),
+            smooth.tolist(),
+            lw=1.5,
+            label=f"mean of {window}",
+        )
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_yscale("log")

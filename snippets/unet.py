@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-if TYPE_CHECKING:  # diffusers is imported only by the functions that build a UNet2DModel
+if (
+    TYPE_CHECKING
+):  # diffusers is imported only by the functions that build a UNet2DModel
     from diffusers import UNet2DModel
 
 
@@ -73,7 +75,9 @@ def timestep_embedding(
         raise ValueError(f"embedding dim must be positive, got {dim}")
     half = dim // 2
     # \omega_i = max_period^{-i / (k - \delta)}
-    exponent = -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device)
+    exponent = -math.log(max_period) * torch.arange(
+        half, dtype=torch.float32, device=t.device
+    )
     omega = torch.exp(exponent / (half - downscale_freq_shift))
     angles = scale * (t[:, None].float() * omega[None, :])
     emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
@@ -216,7 +220,9 @@ class SelfAttention(nn.Module):
         B, C, H, W = x.shape
         tokens = self.group_norm(x).reshape(B, C, H * W).transpose(1, 2)  # (B, N, C)
 
-        def split_heads(z: torch.Tensor) -> torch.Tensor:  # (B, N, C) -> (B, heads, N, d)
+        def split_heads(
+            z: torch.Tensor,
+        ) -> torch.Tensor:  # (B, N, C) -> (B, heads, N, d)
             return z.reshape(B, H * W, self.heads, self.head_dim).transpose(1, 2)
 
         q, k, v = (
@@ -225,8 +231,12 @@ class SelfAttention(nn.Module):
             split_heads(self.to_v(tokens)),
         )
         # softmax(Q K^T / sqrt(d)) V, Eq. (1) of Vaswani et al. 2017
-        weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(self.head_dim), dim=-1)
-        out = (weights @ v).transpose(1, 2).reshape(B, H * W, C)  # concatenate the heads
+        weights = torch.softmax(
+            q @ k.transpose(-2, -1) / math.sqrt(self.head_dim), dim=-1
+        )
+        out = (
+            (weights @ v).transpose(1, 2).reshape(B, H * W, C)
+        )  # concatenate the heads
         out = self.to_out(out).transpose(1, 2).reshape(B, C, H, W)
         return x + out
 
@@ -297,7 +307,9 @@ class DownBlock(nn.Module):
         )
         self.attentions = nn.ModuleList(
             [
-                SelfAttention(out_channels, head_dim, num_groups) if attention else nn.Identity()
+                SelfAttention(out_channels, head_dim, num_groups)
+                if attention
+                else nn.Identity()
                 for _ in range(num_res_blocks)
             ]
         )
@@ -332,12 +344,21 @@ class MidBlock(nn.Module):
         super().__init__()
         self.resnets = nn.ModuleList(
             [
-                ResBlock(channels, channels, emb_dim, num_groups, dropout, use_scale_shift_norm)
+                ResBlock(
+                    channels,
+                    channels,
+                    emb_dim,
+                    num_groups,
+                    dropout,
+                    use_scale_shift_norm,
+                )
                 for _ in range(2)
             ]
         )
         self.attention = (
-            SelfAttention(channels, head_dim, num_groups) if attention else nn.Identity()
+            SelfAttention(channels, head_dim, num_groups)
+            if attention
+            else nn.Identity()
         )
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -384,7 +405,9 @@ class UpBlock(nn.Module):
         )
         self.attentions = nn.ModuleList(
             [
-                SelfAttention(out_channels, head_dim, num_groups) if attention else nn.Identity()
+                SelfAttention(out_channels, head_dim, num_groups)
+                if attention
+                else nn.Identity()
                 for _ in skip_channels
             ]
         )
@@ -458,7 +481,9 @@ class UNet(nn.Module):
         sample_size: int | None = None,
     ):
         super().__init__()
-        channels = [int(c) for c in channels]  # lists, so that config survives a JSON round trip
+        channels = [
+            int(c) for c in channels
+        ]  # lists, so that config survives a JSON round trip
         attention_levels = sorted(int(a) for a in attention_levels)
         self.config = dict(
             in_channels=in_channels,
@@ -478,7 +503,9 @@ class UNet(nn.Module):
         )
         _check_config(self.config)
         levels = len(channels)
-        emb_dim = 4 * channels[0]  # size of the time embedding e_t, as in DDPM and UNet2DModel
+        emb_dim = (
+            4 * channels[0]
+        )  # size of the time embedding e_t, as in DDPM and UNet2DModel
         block_args = dict(
             head_dim=attention_head_dim,
             num_groups=num_groups,
@@ -512,7 +539,9 @@ class UNet(nn.Module):
             skip_channels += [ch] * (num_res_blocks + (0 if is_lowest else 1))
 
         # 4. bottleneck at the lowest resolution
-        self.mid_block = MidBlock(channels[-1], emb_dim, attention=mid_attention, **block_args)
+        self.mid_block = MidBlock(
+            channels[-1], emb_dim, attention=mid_attention, **block_args
+        )
 
         # 5. decoder: one UpBlock per level, lowest first, each popping num_res_blocks + 1 skips
         self.up_blocks = nn.ModuleList()
@@ -613,7 +642,9 @@ class UNet(nn.Module):
             )
         if cfg["num_classes"] is None:
             if class_labels is not None:
-                raise ValueError("class_labels given to an unconditional model (num_classes=None)")
+                raise ValueError(
+                    "class_labels given to an unconditional model (num_classes=None)"
+                )
         else:
             if class_labels is None:
                 raise ValueError(
@@ -645,7 +676,9 @@ def _check_config(cfg: dict) -> None:
     """Raise a `ValueError` naming the first invalid constructor argument."""
     channels, levels = cfg["channels"], len(cfg["channels"])
     if levels == 0 or any(c <= 0 for c in channels):
-        raise ValueError(f"channels must be a non-empty list of positive ints, got {channels}")
+        raise ValueError(
+            f"channels must be a non-empty list of positive ints, got {channels}"
+        )
     for name in (
         "in_channels",
         "out_channels",
@@ -678,7 +711,9 @@ def _check_config(cfg: dict) -> None:
     if cfg["num_classes"] is not None and (
         not isinstance(cfg["num_classes"], int) or cfg["num_classes"] < 1
     ):
-        raise ValueError(f"num_classes must be None or a positive int, got {cfg['num_classes']!r}")
+        raise ValueError(
+            f"num_classes must be None or a positive int, got {cfg['num_classes']!r}"
+        )
 
 
 # --8<-- [start:presets]
@@ -698,7 +733,10 @@ COURSE_CONFIG = dict(
     out_channels=3,
     channels=(64, 128, 128, 256),  # block_out_channels of the course's UNet2DModel
     num_res_blocks=2,  # layers_per_block
-    attention_levels=(2, 3),  # AttnDownBlock2D / AttnUpBlock2D at the two lowest resolutions
+    attention_levels=(
+        2,
+        3,
+    ),  # AttnDownBlock2D / AttnUpBlock2D at the two lowest resolutions
 )
 """The course's 32x32 RGB `UNet2DModel` ("Introduction to Diffusers"), about 18.5M parameters."""
 # --8<-- [end:presets]
@@ -748,10 +786,12 @@ def diffusers_equivalent(config: dict) -> UNet2DModel:
         block_out_channels=tuple(c["channels"]),
         layers_per_block=c["num_res_blocks"],
         down_block_types=tuple(
-            "AttnDownBlock2D" if i in c["attention_levels"] else "DownBlock2D" for i in levels
+            "AttnDownBlock2D" if i in c["attention_levels"] else "DownBlock2D"
+            for i in levels
         ),
         up_block_types=tuple(
-            "AttnUpBlock2D" if i in c["attention_levels"] else "UpBlock2D" for i in reversed(levels)
+            "AttnUpBlock2D" if i in c["attention_levels"] else "UpBlock2D"
+            for i in reversed(levels)
         ),
         attention_head_dim=c["attention_head_dim"],
         add_attention=c["mid_attention"],
@@ -760,7 +800,9 @@ def diffusers_equivalent(config: dict) -> UNet2DModel:
             "num_groups"
         ],  # else the mid attention loses its norm with scale_shift
         dropout=c["dropout"],
-        resnet_time_scale_shift="scale_shift" if c["use_scale_shift_norm"] else "default",
+        resnet_time_scale_shift="scale_shift"
+        if c["use_scale_shift_norm"]
+        else "default",
         num_class_embeds=None
         if c["num_classes"] is None
         else c["num_classes"] + 1,  # + the null class
@@ -773,7 +815,9 @@ def diffusers_equivalent(config: dict) -> UNet2DModel:
 
 
 # --8<-- [start:convert-diffusers]
-def convert_diffusers_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def convert_diffusers_state_dict(
+    state_dict: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
     """Rename the parameters of a `UNet2DModel` (built by `diffusers_equivalent`) to `UNet`'s names.
 
     Only three kinds of names differ: diffusers keeps its down/upsampler and attention output layer
@@ -815,7 +859,11 @@ def parameter_table(model: nn.Module) -> list[tuple[str, int]]:
     """
     rows = []
     for name, child in model.named_children():
-        parts = list(child.named_children()) if isinstance(child, nn.ModuleList) else [("", child)]
+        parts = (
+            list(child.named_children())
+            if isinstance(child, nn.ModuleList)
+            else [("", child)]
+        )
         for index, part in parts:
             count = sum(p.numel() for p in part.parameters())
             if count:

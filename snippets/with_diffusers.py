@@ -68,7 +68,9 @@ def scheduler_from_checkpoint(directory: str | Path) -> DDPMScheduler:
     schedule = dict(config["schedule"])
     name = schedule.pop("name")
     if name not in BETA_SCHEDULES:
-        raise ValueError(f"{directory}: schedule {name!r} has no DDPMScheduler equivalent; known: {list(BETA_SCHEDULES)}")
+        raise ValueError(
+            f"{directory}: schedule {name!r} has no DDPMScheduler equivalent; known: {list(BETA_SCHEDULES)}"
+        )
     if schedule.pop("rescale_zero_terminal_snr", False):
         schedule["rescale_betas_zero_snr"] = True
     return DDPMScheduler(
@@ -76,11 +78,15 @@ def scheduler_from_checkpoint(directory: str | Path) -> DDPMScheduler:
         prediction_type=config["prediction_type"],
         **schedule,  # num_train_timesteps, and beta_start / beta_end when the run set them
     )
+
+
 # --8<-- [end:scheduler-from-checkpoint]
 
 
 # --8<-- [start:unet2dmodel-from-checkpoint]
-def unet2dmodel_from_checkpoint(directory: str | Path, use_ema: bool = True) -> UNet2DModel:
+def unet2dmodel_from_checkpoint(
+    directory: str | Path, use_ema: bool = True
+) -> UNet2DModel:
     r"""A `diffusers.UNet2DModel` holding the weights of a checkpoint of the project's `UNet`.
 
     The project's `UNet` has the same layers as `UNet2DModel` under almost the same names
@@ -106,10 +112,16 @@ def unet2dmodel_from_checkpoint(directory: str | Path, use_ema: bool = True) -> 
     ours = load_checkpoint(directory, use_ema=use_ema).model
     unet = diffusers_equivalent(ours.config)
     # 1. diffusers' name for each of our parameter names (the inverse of convert_diffusers_state_dict)
-    diffusers_name = convert_diffusers_state_dict({name: name for name in unet.state_dict()})
+    diffusers_name = convert_diffusers_state_dict(
+        {name: name for name in unet.state_dict()}
+    )
     # 2. copy every tensor under its diffusers name; strict, so nothing is left out
-    unet.load_state_dict({diffusers_name[name]: tensor for name, tensor in ours.state_dict().items()})
+    unet.load_state_dict(
+        {diffusers_name[name]: tensor for name, tensor in ours.state_dict().items()}
+    )
     return unet.eval()
+
+
 # --8<-- [end:unet2dmodel-from-checkpoint]
 
 
@@ -134,17 +146,33 @@ def fold_class_label(unet: UNet2DModel, class_label: int) -> UNet2DModel:
 
     num_class_embeds = unet.config.num_class_embeds
     if num_class_embeds is None or unet.config.class_embed_type is not None:
-        raise ValueError("fold_class_label needs a UNet2DModel with num_class_embeds and class_embed_type=None")
-    if isinstance(class_label, bool) or int(class_label) != class_label or not 0 <= class_label < num_class_embeds:
-        raise ValueError(f"class_label must be an integer in [0, {num_class_embeds}), got {class_label!r}")
+        raise ValueError(
+            "fold_class_label needs a UNet2DModel with num_class_embeds and class_embed_type=None"
+        )
+    if (
+        isinstance(class_label, bool)
+        or int(class_label) != class_label
+        or not 0 <= class_label < num_class_embeds
+    ):
+        raise ValueError(
+            f"class_label must be an integer in [0, {num_class_embeds}), got {class_label!r}"
+        )
     config = {**unet.config, "num_class_embeds": None}
     folded = UNet2DModel.from_config(config)
-    state = {k: v for k, v in unet.state_dict().items() if not k.startswith("class_embedding.")}
+    state = {
+        k: v
+        for k, v in unet.state_dict().items()
+        if not k.startswith("class_embedding.")
+    }
     # b_2 <- b_2 + E[c]
-    state["time_embedding.linear_2.bias"] = state["time_embedding.linear_2.bias"] + unet.class_embedding.weight[
-        int(class_label)].detach()
+    state["time_embedding.linear_2.bias"] = (
+        state["time_embedding.linear_2.bias"]
+        + unet.class_embedding.weight[int(class_label)].detach()
+    )
     folded.load_state_dict(state)
     return folded.eval()
+
+
 # --8<-- [end:fold-class-label]
 
 
@@ -170,12 +198,18 @@ def pipeline_from_checkpoint(
     unet = unet2dmodel_from_checkpoint(directory, use_ema=use_ema)
     num_class_embeds = unet.config.num_class_embeds
     if num_class_embeds is None and class_label is not None:
-        raise ValueError(f"{directory} holds an unconditional model: class_label must be None, got {class_label!r}")
+        raise ValueError(
+            f"{directory} holds an unconditional model: class_label must be None, got {class_label!r}"
+        )
     if num_class_embeds is not None:
         # 1. DDPMPipeline passes no labels: fix one (the null class by default) inside the network
-        unet = fold_class_label(unet, num_class_embeds - 1 if class_label is None else class_label)
+        unet = fold_class_label(
+            unet, num_class_embeds - 1 if class_label is None else class_label
+        )
     # 2. the two building blocks a pipeline holds
     return DDPMPipeline(unet=unet, scheduler=scheduler)
+
+
 # --8<-- [end:pipeline-from-checkpoint]
 
 
@@ -200,10 +234,15 @@ def digits_dataset(split: str = "train") -> datasets.Dataset:
 
     x, y = load_digits(split, image_size=8)  # 8x8, in [-1, 1] = p / 8 - 1
     pixels = ((x[:, 0] + 1) * 127.5).round().to(torch.uint8).numpy()
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
-    return datasets.Dataset.from_dict(
-        {"image": [Image.fromarray(p) for p in pixels], "label": y.tolist()}, features=features
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.Value("int64")}
     )
+    return datasets.Dataset.from_dict(
+        {"image": [Image.fromarray(p) for p in pixels], "label": y.tolist()},
+        features=features,
+    )
+
+
 # --8<-- [end:digits-dataset]
 
 
@@ -238,13 +277,19 @@ def course_transform(
 
     def transform(examples: dict) -> dict:
         if "image" not in examples:
-            raise ValueError(f"the dataset has no 'image' column; columns: {list(examples)}")
+            raise ValueError(
+                f"the dataset has no 'image' column; columns: {list(examples)}"
+            )
         images = []
         for image in examples["image"]:
             # 1. Resize((s, s)) and the colour mode
-            image = image.convert("L" if channels == 1 else "RGB").resize((image_size, image_size), Image.BILINEAR)
+            image = image.convert("L" if channels == 1 else "RGB").resize(
+                (image_size, image_size), Image.BILINEAR
+            )
             # 2. ToTensor + Normalize([0.5], [0.5]): (H, W, C) uint8 -> (C, H, W) in [-1, 1]
-            array = np.asarray(image, dtype=np.float32).reshape(image_size, image_size, channels)
+            array = np.asarray(image, dtype=np.float32).reshape(
+                image_size, image_size, channels
+            )
             x = torch.from_numpy(array.copy()).permute(2, 0, 1) / 127.5 - 1.0
             # 3. RandomHorizontalFlip
             if random_flip and torch.rand((), generator=generator) < 0.5:
@@ -253,6 +298,8 @@ def course_transform(
         return {"images": images}
 
     return transform
+
+
 # --8<-- [end:course-transform]
 
 
@@ -293,7 +340,9 @@ def train_loop(
     if int(num_epochs) != num_epochs or num_epochs < 1:
         raise ValueError(f"num_epochs must be a positive integer, got {num_epochs}")
     if max_steps is not None and (int(max_steps) != max_steps or max_steps < 1):
-        raise ValueError(f"max_steps must be a positive integer or None, got {max_steps}")
+        raise ValueError(
+            f"max_steps must be a positive integer or None, got {max_steps}"
+        )
     prediction_type = scheduler.config.prediction_type
     if prediction_type not in ("epsilon", "v_prediction", "sample"):
         raise ValueError(f"cannot train for prediction_type {prediction_type!r}")
@@ -304,11 +353,15 @@ def train_loop(
     for epoch in range(num_epochs):
         for batch in dataloader:
             if "images" not in batch:
-                raise ValueError(f"batches must hold 'images' (see course_transform), got keys {list(batch)}")
+                raise ValueError(
+                    f"batches must hold 'images' (see course_transform), got keys {list(batch)}"
+                )
             x0 = batch["images"].to(device)
             # 1. noise epsilon ~ N(0, I) and a timestep t ~ U{0, ..., T-1} per image
             noise = torch.randn(x0.shape, generator=generator).to(device)
-            t = torch.randint(0, num_train_timesteps, (x0.shape[0],), generator=generator).to(device)
+            t = torch.randint(
+                0, num_train_timesteps, (x0.shape[0],), generator=generator
+            ).to(device)
             # 2. x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) epsilon, Eq. (4)
             x_t = scheduler.add_noise(x0, noise, t)
             # 3. the network's prediction and its target
@@ -330,6 +383,8 @@ def train_loop(
                 return losses
     unet.eval()
     return losses
+
+
 # --8<-- [end:train-loop]
 
 
@@ -372,21 +427,36 @@ def sample_loop(
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if (class_labels is None) != (num_class_embeds is None):
-        raise ValueError("class_labels are required for a class-conditional unet and not allowed otherwise "
-                         f"(num_class_embeds={num_class_embeds})")
+        raise ValueError(
+            "class_labels are required for a class-conditional unet and not allowed otherwise "
+            f"(num_class_embeds={num_class_embeds})"
+        )
     if class_labels is not None:
         if class_labels.shape != (batch_size,) or class_labels.dtype.is_floating_point:
-            raise ValueError(f"class_labels must be integers of shape ({batch_size},), got "
-                             f"{class_labels.dtype} of shape {tuple(class_labels.shape)}")
+            raise ValueError(
+                f"class_labels must be integers of shape ({batch_size},), got "
+                f"{class_labels.dtype} of shape {tuple(class_labels.shape)}"
+            )
         if class_labels.min() < 0 or class_labels.max() >= num_class_embeds:
-            raise ValueError(f"class_labels must be in [0, {num_class_embeds}), got values up to {int(class_labels.max())}")
+            raise ValueError(
+                f"class_labels must be in [0, {num_class_embeds}), got values up to {int(class_labels.max())}"
+            )
     elif guidance_scale != 1.0:
-        raise ValueError("guidance_scale needs a class-conditional unet and class_labels")
+        raise ValueError(
+            "guidance_scale needs a class-conditional unet and class_labels"
+        )
     device = next(unet.parameters()).device
     size = unet.config.sample_size
-    shape = (batch_size, unet.config.in_channels, *((size, size) if isinstance(size, int) else size))
+    shape = (
+        batch_size,
+        unet.config.in_channels,
+        *((size, size) if isinstance(size, int) else size),
+    )
     # 1. x_T ~ N(0, I), drawn as DDPMPipeline draws it (scaled for schedulers that work in sigma)
-    x = randn_tensor(shape, generator=generator, device=device, dtype=unet.dtype) * scheduler.init_noise_sigma
+    x = (
+        randn_tensor(shape, generator=generator, device=device, dtype=unet.dtype)
+        * scheduler.init_noise_sigma
+    )
     # 2. the inference timesteps, e.g. 999, 998, ..., 0
     scheduler.set_timesteps(num_inference_steps)
     if class_labels is not None:
@@ -397,7 +467,9 @@ def sample_loop(
         x_in = scheduler.scale_model_input(x, t)  # the identity for DDPM and DDIM
         # 3. the network's prediction (epsilon, v or x_0, as the scheduler's prediction_type says)
         if class_labels is not None and guidance_scale != 1.0:
-            pred_cond, pred_uncond = unet(torch.cat([x_in, x_in]), t, class_labels=labels).sample.chunk(2)
+            pred_cond, pred_uncond = unet(
+                torch.cat([x_in, x_in]), t, class_labels=labels
+            ).sample.chunk(2)
             model_output = pred_uncond + guidance_scale * (pred_cond - pred_uncond)
         elif class_labels is not None:
             model_output = unet(x_in, t, class_labels=labels).sample
@@ -406,11 +478,15 @@ def sample_loop(
         # 4. x_t -> x_{t-1}
         x = scheduler.step(model_output, t, x, generator=generator).prev_sample
     return x
+
+
 # --8<-- [end:sample-loop]
 
 
 # --8<-- [start:show-images]
-def show_images(images: torch.Tensor, nrow: int | None = None, scale: int = 4) -> Image.Image:
+def show_images(
+    images: torch.Tensor, nrow: int | None = None, scale: int = 4
+) -> Image.Image:
     r"""Tile images in $[-1, 1]$ into one PIL image (the course's `show_images`); clipped for display.
 
     Args:
@@ -429,4 +505,6 @@ def show_images(images: torch.Tensor, nrow: int | None = None, scale: int = 4) -
         path = save_grid(images, Path(folder) / "grid.png", nrow=nrow, scale=scale)
         with Image.open(path) as image:
             return image.copy()
+
+
 # --8<-- [end:show-images]

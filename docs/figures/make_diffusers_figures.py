@@ -55,9 +55,21 @@ def scheduler_coefficients() -> Path:
     """sqrt(alphas_cumprod) and sqrt(1 - alphas_cumprod) of DDPMScheduler, linear vs squaredcos_cap_v2."""
     fig, ax = plt.subplots(figsize=(7.5, 2.8), dpi=100)
     for beta_schedule, style in (("linear", "-"), ("squaredcos_cap_v2", "--")):
-        alpha_bar = DDPMScheduler(num_train_timesteps=1000, beta_schedule=beta_schedule).alphas_cumprod
-        ax.plot(alpha_bar.sqrt(), style, color="tab:blue", label=rf"$\sqrt{{\bar\alpha_t}}$ ({beta_schedule})")
-        ax.plot((1 - alpha_bar).sqrt(), style, color="tab:orange", label=rf"$\sqrt{{1-\bar\alpha_t}}$ ({beta_schedule})")
+        alpha_bar = DDPMScheduler(
+            num_train_timesteps=1000, beta_schedule=beta_schedule
+        ).alphas_cumprod
+        ax.plot(
+            alpha_bar.sqrt(),
+            style,
+            color="tab:blue",
+            label=rf"$\sqrt{{\bar\alpha_t}}$ ({beta_schedule})",
+        )
+        ax.plot(
+            (1 - alpha_bar).sqrt(),
+            style,
+            color="tab:orange",
+            label=rf"$\sqrt{{1-\bar\alpha_t}}$ ({beta_schedule})",
+        )
     ax.set(xlabel="timestep $t$", ylabel="coefficient", xlim=(0, 999), ylim=(0, 1.02))
     ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("DDPMScheduler: signal and noise in $x_t$", fontsize=10)
@@ -68,11 +80,17 @@ def scheduler_coefficients() -> Path:
 def add_noise() -> Path:
     """One digit noised by scheduler.add_noise at several timesteps, one row per schedule (same noise)."""
     x0 = load_digits("test")[0][:1].expand(len(TIMESTEPS), -1, -1, -1)
-    noise = torch.randn(x0.shape[1:], generator=torch.Generator().manual_seed(0)).expand_as(x0)
+    noise = torch.randn(
+        x0.shape[1:], generator=torch.Generator().manual_seed(0)
+    ).expand_as(x0)
     t = torch.tensor(TIMESTEPS)
-    fig, axes = plt.subplots(2, len(TIMESTEPS), figsize=(1.0 * len(TIMESTEPS), 2.5), dpi=100)
+    fig, axes = plt.subplots(
+        2, len(TIMESTEPS), figsize=(1.0 * len(TIMESTEPS), 2.5), dpi=100
+    )
     for row, beta_schedule in enumerate(("linear", "squaredcos_cap_v2")):
-        noisy = DDPMScheduler(num_train_timesteps=1000, beta_schedule=beta_schedule).add_noise(x0, noise, t)
+        noisy = DDPMScheduler(
+            num_train_timesteps=1000, beta_schedule=beta_schedule
+        ).add_noise(x0, noise, t)
         for col, ax in enumerate(axes[row]):
             ax.imshow(noisy[col, 0].clamp(-1, 1), cmap="gray", vmin=-1, vmax=1)
             ax.set_xticks([]), ax.set_yticks([])
@@ -87,7 +105,9 @@ def pipeline_samples() -> Path:
     """16 unconditional samples of the shipped checkpoint through DDPMPipeline (1000 steps, seed 0)."""
     pipeline = pipeline_from_checkpoint(CHECKPOINT)
     pipeline.set_progress_bar_config(disable=True)
-    images = pipeline(batch_size=16, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    images = pipeline(
+        batch_size=16, generator=torch.Generator().manual_seed(0), output_type="pt"
+    ).images
     return save_grid(images * 2 - 1, OUT / "pipeline_samples.png", nrow=8, scale=4)
 
 
@@ -95,8 +115,15 @@ def label_samples() -> Path:
     """The hand-written loop with labels: row k asks for digit k (DDPM, 250 steps, guidance scale 3)."""
     unet = unet2dmodel_from_checkpoint(CHECKPOINT)
     labels = torch.arange(10).repeat_interleave(8)
-    images = sample_loop(unet, scheduler_from_checkpoint(CHECKPOINT), len(labels), 250, class_labels=labels,
-                         guidance_scale=3.0, generator=torch.Generator().manual_seed(0))
+    images = sample_loop(
+        unet,
+        scheduler_from_checkpoint(CHECKPOINT),
+        len(labels),
+        250,
+        class_labels=labels,
+        guidance_scale=3.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     return save_grid(images, OUT / "label_samples.png", nrow=8, scale=4)
 
 
@@ -105,21 +132,38 @@ def course_training() -> list[Path]:
     torch.manual_seed(0)
     dataset = digits_dataset("train")
     dataset.set_transform(course_transform(image_size=16))
-    dataloader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True,
-                                             generator=torch.Generator().manual_seed(0))
+    dataloader = torch.utils.data.DataLoader(
+        dataset, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
     unet = digits_unet2dmodel()
-    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    scheduler = DDPMScheduler(
+        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2"
+    )
     optimizer = torch.optim.AdamW(unet.parameters(), lr=4e-4)
-    losses = train_loop(unet, scheduler, dataloader, optimizer, num_epochs=NUM_EPOCHS,
-                        generator=torch.Generator().manual_seed(0))
+    losses = train_loop(
+        unet,
+        scheduler,
+        dataloader,
+        optimizer,
+        num_epochs=NUM_EPOCHS,
+        generator=torch.Generator().manual_seed(0),
+    )
     paths = [plot_loss_curve(losses, OUT / "course_loss.png", window=23)]
     pipeline = DDPMPipeline(unet=unet, scheduler=scheduler)
     pipeline.set_progress_bar_config(disable=True)
-    images = pipeline(batch_size=16, generator=torch.Generator().manual_seed(0), output_type="pt").images
+    images = pipeline(
+        batch_size=16, generator=torch.Generator().manual_seed(0), output_type="pt"
+    ).images
     paths.append(save_grid(images * 2 - 1, OUT / "course_samples.png", nrow=8, scale=4))
     return paths
 
 
 if __name__ == "__main__":
-    for path in [scheduler_coefficients(), add_noise(), pipeline_samples(), label_samples(), *course_training()]:
+    for path in [
+        scheduler_coefficients(),
+        add_noise(),
+        pipeline_samples(),
+        label_samples(),
+        *course_training(),
+    ]:
         print(f"wrote {path.relative_to(ROOT)}", flush=True)

@@ -27,8 +27,18 @@ def schedule_coefficients() -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 2.8), dpi=100)
     for name, style in (("linear", "-"), ("cosine", "--")):
         alpha_bar = NoiseSchedule.from_name(name).alpha_bar
-        ax.plot(alpha_bar.sqrt(), style, color="tab:blue", label=rf"$\sqrt{{\bar\alpha_t}}$ ({name})")
-        ax.plot((1 - alpha_bar).sqrt(), style, color="tab:orange", label=rf"$\sqrt{{1-\bar\alpha_t}}$ ({name})")
+        ax.plot(
+            alpha_bar.sqrt(),
+            style,
+            color="tab:blue",
+            label=rf"$\sqrt{{\bar\alpha_t}}$ ({name})",
+        )
+        ax.plot(
+            (1 - alpha_bar).sqrt(),
+            style,
+            color="tab:orange",
+            label=rf"$\sqrt{{1-\bar\alpha_t}}$ ({name})",
+        )
     ax.set(xlabel="timestep $t$", ylabel="coefficient", xlim=(0, 999), ylim=(0, 1.02))
     ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("signal and noise in $x_t$: linear vs cosine schedule", fontsize=10)

@@ -30,7 +30,14 @@ OUT = ROOT / "docs" / "figures" / "papers"
 
 from snippets import edm, flow_matching, guidance  # noqa: E402
 
-plt.rcParams.update({"figure.dpi": 100, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+plt.rcParams.update(
+    {
+        "figure.dpi": 100,
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+)
 
 
 def _save(fig, name):
@@ -60,13 +67,19 @@ def mixture_denoiser(x, sigma, class_labels=None):
     post = MEANS + STD**2 / var * (x - MEANS)
     logits = WEIGHTS.log() - 0.5 * (x - MEANS) ** 2 / var
     if class_labels is not None:
-        keep = torch.nn.functional.one_hot(class_labels.clamp(max=2), 3).bool() | (class_labels == 3)[:, None]
+        keep = (
+            torch.nn.functional.one_hot(class_labels.clamp(max=2), 3).bool()
+            | (class_labels == 3)[:, None]
+        )
         logits = logits.masked_fill(~keep, -math.inf)
     return (torch.softmax(logits, dim=1) * post).sum(1).reshape(shape).to(torch.float32)
 
 
 def mixture_density(xs):
-    return sum(w * torch.exp(-0.5 * ((xs - m) / STD) ** 2) / (STD * math.sqrt(2 * math.pi)) for m, w in zip(MEANS, WEIGHTS))
+    return sum(
+        w * torch.exp(-0.5 * ((xs - m) / STD) ** 2) / (STD * math.sqrt(2 * math.pi))
+        for m, w in zip(MEANS, WEIGHTS)
+    )
 
 
 def mixture_velocity(x, timestep):
@@ -81,14 +94,27 @@ def fig_edm_preconditioning(fast):
     sigma = torch.logspace(-3, 2, 200)
     c_skip, c_out, c_in, c_noise = edm.edm_preconditioning(sigma, sigma_data=0.5)
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.8))
-    for y, name in [(c_skip, r"$c_\mathrm{skip}$"), (c_out, r"$c_\mathrm{out}$"), (c_in, r"$c_\mathrm{in}$")]:
+    for y, name in [
+        (c_skip, r"$c_\mathrm{skip}$"),
+        (c_out, r"$c_\mathrm{out}$"),
+        (c_in, r"$c_\mathrm{in}$"),
+    ]:
         a.plot(sigma, y, label=name)
-    a.set(xscale="log", xlabel=r"$\sigma$", title=r"EDM preconditioning, $\sigma_\mathrm{data}=0.5$")
+    a.set(
+        xscale="log",
+        xlabel=r"$\sigma$",
+        title=r"EDM preconditioning, $\sigma_\mathrm{data}=0.5$",
+    )
     a.legend()
     for rho in (1.0, 3.0, 7.0):
         s = edm.karras_sigmas(18, rho=rho)[:-1]
         b.plot(range(18), s, "o-", ms=3, label=rf"$\rho={rho:g}$")
-    b.set(yscale="log", xlabel="step $i$", ylabel=r"$\sigma_i$", title="Eq. 5 time steps, N = 18")
+    b.set(
+        yscale="log",
+        xlabel="step $i$",
+        ylabel=r"$\sigma_i$",
+        title="Eq. 5 time steps, N = 18",
+    )
     b.legend()
     _save(fig, "edm_preconditioning")
 
@@ -96,15 +122,31 @@ def fig_edm_preconditioning(fast):
 def fig_edm_sampler(fast):
     n_samples = 2000 if fast else 20000
     noise = torch.randn(n_samples, 1, 1, 1, generator=torch.Generator().manual_seed(0))
-    reference = edm.edm_sample(mixture_denoiser, noise, edm.karras_sigmas(50 if fast else 400))
+    reference = edm.edm_sample(
+        mixture_denoiser, noise, edm.karras_sigmas(50 if fast else 400)
+    )
     xs = torch.linspace(-1.8, 1.8, 400, dtype=torch.float64)
-    runs = [("Euler", 11, False), ("Heun", 6, True), ("Euler", 35, False), ("Heun", 18, True)]
+    runs = [
+        ("Euler", 11, False),
+        ("Heun", 6, True),
+        ("Euler", 35, False),
+        ("Heun", 18, True),
+    ]
     fig, axes = plt.subplots(1, len(runs), figsize=(11, 2.6), sharey=True)
     for ax, (name, n, heun) in zip(axes, runs):
-        x = edm.edm_sample(mixture_denoiser, noise, edm.karras_sigmas(n), second_order=heun)
+        x = edm.edm_sample(
+            mixture_denoiser, noise, edm.karras_sigmas(n), second_order=heun
+        )
         nfe = 2 * n - 1 if heun else n
         err = (x - reference).abs().mean().item()
-        ax.hist(x.flatten().numpy(), bins=120, range=(-1.8, 1.8), density=True, color="tab:purple", alpha=0.7)
+        ax.hist(
+            x.flatten().numpy(),
+            bins=120,
+            range=(-1.8, 1.8),
+            density=True,
+            color="tab:purple",
+            alpha=0.7,
+        )
         ax.plot(xs, mixture_density(xs), "k", lw=1)
         ax.set(title=f"{name}, N={n}, {nfe} NFE\nerror {err:.3f}", xlabel="$x$")
     _save(fig, "edm_sampler")
@@ -118,11 +160,22 @@ def fig_flow_paths(fast):
     ts = torch.linspace(0, 1, 50)
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.5, 3), sharey=True)
     for i in range(14):
-        path = [flow_matching.flow_path(data[i:i + 1], noise[i:i + 1], t.reshape(1)).item() for t in ts]
+        path = [
+            flow_matching.flow_path(
+                data[i : i + 1], noise[i : i + 1], t.reshape(1)
+            ).item()
+            for t in ts
+        ]
         a.plot(ts, path, color="tab:purple", lw=0.8)
-    a.set(title="conditional paths (training pairs)", xlabel="$t$  (diffusers: 1 = noise)", ylabel="$x_t$")
+    a.set(
+        title="conditional paths (training pairs)",
+        xlabel="$t$  (diffusers: 1 = noise)",
+        ylabel="$x_t$",
+    )
     start = torch.linspace(-2.2, 2.2, 25).reshape(-1, 1, 1, 1)
-    traj = [start] + list(flow_matching.flow_sample_progressive(mixture_velocity, start, 60))
+    traj = [start] + list(
+        flow_matching.flow_sample_progressive(mixture_velocity, start, 60)
+    )
     sig, _ = flow_matching.flow_match_sigmas(60)
     b.plot(sig, torch.stack([x.flatten() for x in traj]), color="tab:orange", lw=0.8)
     b.set(title="marginal ODE, exact velocity, Euler", xlabel="$t$")
@@ -143,9 +196,22 @@ def fig_cfg_toy(fast):
     for ax, s in zip(axes, scales):
         guided = guidance.cfg_model(mixture_denoiser, labels, s, null_label=3)
         x = edm.edm_sample(guided, noise, edm.karras_sigmas(32))
-        ax.hist(x.flatten().numpy(), bins=120, range=(-1.8, 1.8), density=True, color="tab:green", alpha=0.7)
-        ax.plot(xs, torch.exp(-0.5 * ((xs - MEANS[1]) / STD) ** 2) / (STD * math.sqrt(2 * math.pi)),
-                "k", lw=0.8, label="class 1")
+        ax.hist(
+            x.flatten().numpy(),
+            bins=120,
+            range=(-1.8, 1.8),
+            density=True,
+            color="tab:green",
+            alpha=0.7,
+        )
+        ax.plot(
+            xs,
+            torch.exp(-0.5 * ((xs - MEANS[1]) / STD) ** 2)
+            / (STD * math.sqrt(2 * math.pi)),
+            "k",
+            lw=0.8,
+            label="class 1",
+        )
         ax.plot(xs, mixture_density(xs), "k:", lw=0.8, label="all classes")
         ax.set(title=f"$s = {s:g}$  ($w = {s - 1:g}$)", xlabel="$x$", ylim=(0, 8))
     axes[0].legend(loc="upper left", frameon=False)
@@ -167,35 +233,67 @@ def fig_cfg_digits(fast):
     from snippets.metrics import digit_metrics, load_classifier
     from snippets.sampling import SAMPLERS
 
-    digits = load_checkpoint(ROOT / "checkpoints" / "digits")  # trained with label dropout p_uncond = 0.1
-    per_class, shown, steps = (2, 2, 4) if fast else (20, 6, 20)  # samples per class (measured / drawn)
+    digits = load_checkpoint(
+        ROOT / "checkpoints" / "digits"
+    )  # trained with label dropout p_uncond = 0.1
+    per_class, shown, steps = (
+        (2, 2, 4) if fast else (20, 6, 20)
+    )  # samples per class (measured / drawn)
     labels = torch.arange(10).repeat_interleave(per_class)
-    x_T = torch.randn(len(labels), 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    x_T = torch.randn(
+        len(labels), 1, 16, 16, generator=torch.Generator().manual_seed(0)
+    )
     classifier = load_classifier()
     scales = [0.0, 1.0, 3.0, 7.0]
     names = {0.0: "unconditional", 1.0: "conditional, no guidance"}
-    fig, axes = plt.subplots(1, len(scales), figsize=(2.0 * len(scales) * shown / 6 + 0.6, 4.4))
+    fig, axes = plt.subplots(
+        1, len(scales), figsize=(2.0 * len(scales) * shown / 6 + 0.6, 4.4)
+    )
     for ax, s in zip(axes, scales):
         t0 = time.time()
-        model = guidance.cfg_model(digits.model, labels, s, null_label=digits.num_classes)
-        x = SAMPLERS["dpmsolver++"](model, x_T, digits.schedule, steps, prediction_type=digits.prediction_type)
+        model = guidance.cfg_model(
+            digits.model, labels, s, null_label=digits.num_classes
+        )
+        x = SAMPLERS["dpmsolver++"](
+            model, x_T, digits.schedule, steps, prediction_type=digits.prediction_type
+        )
         x = x.clamp(-1, 1)
         with torch.no_grad():
             accuracy = (classifier(x).argmax(-1) == labels).float().mean().item()
         metrics = digit_metrics(x, classifier)
-        print(f"  s = {s:g} (w = {s - 1:g}): label accuracy {accuracy:.3f}, confidence {metrics['confidence']:.3f}, "
-              f"digit FID {metrics['fid']:.1f} (n = {len(x)}, {time.time() - t0:.0f} s)")
+        print(
+            f"  s = {s:g} (w = {s - 1:g}): label accuracy {accuracy:.3f}, confidence {metrics['confidence']:.3f}, "
+            f"digit FID {metrics['fid']:.1f} (n = {len(x)}, {time.time() - t0:.0f} s)"
+        )
         # rows = classes, columns = the first `shown` samples of each class; gray lines between them
-        grid = F.pad(x.reshape(10, per_class, 16, 16)[:, :shown], (1, 1, 1, 1), value=0.0)
-        ax.imshow(grid.permute(0, 2, 1, 3).reshape(10 * 18, shown * 18), cmap="gray_r", vmin=-1, vmax=1)
-        ax.set_title(f"$s = {s:g}$  ($w = {s - 1:g}$)\n{names.get(s, 'guided')}", fontsize=9)
-        ax.set_xlabel(f"read as label: {accuracy:.0%}\nconfidence {metrics['confidence']:.3f}\n"
-                      f"digit FID {metrics['fid']:.1f}", fontsize=8)
+        grid = F.pad(
+            x.reshape(10, per_class, 16, 16)[:, :shown], (1, 1, 1, 1), value=0.0
+        )
+        ax.imshow(
+            grid.permute(0, 2, 1, 3).reshape(10 * 18, shown * 18),
+            cmap="gray_r",
+            vmin=-1,
+            vmax=1,
+        )
+        ax.set_title(
+            f"$s = {s:g}$  ($w = {s - 1:g}$)\n{names.get(s, 'guided')}", fontsize=9
+        )
+        ax.set_xlabel(
+            f"read as label: {accuracy:.0%}\nconfidence {metrics['confidence']:.3f}\n"
+            f"digit FID {metrics['fid']:.1f}",
+            fontsize=8,
+        )
         ax.set_xticks([])
-        ax.set_yticks([9 + 18 * k for k in range(10)], [str(k) for k in range(10)] if ax is axes[0] else [])
+        ax.set_yticks(
+            [9 + 18 * k for k in range(10)],
+            [str(k) for k in range(10)] if ax is axes[0] else [],
+        )
         ax.tick_params(length=0)
-    fig.suptitle(f"shipped digits model, DPM-Solver++(2M) {steps} steps, same $x_T$ in every group "
-                 f"(metrics over {per_class} samples per class)", fontsize=9)
+    fig.suptitle(
+        f"shipped digits model, DPM-Solver++(2M) {steps} steps, same $x_T$ in every group "
+        f"(metrics over {per_class} samples per class)",
+        fontsize=9,
+    )
     _save(fig, "cfg_digits")
 
 
@@ -206,11 +304,15 @@ def fig_flow_digits(fast):
 
     torch.manual_seed(0)
     images, _ = load_digits("train")
-    config = dict(DIGITS_CONFIG, channels=(32, 64), attention_levels=(), mid_attention=False)
+    config = dict(
+        DIGITS_CONFIG, channels=(32, 64), attention_levels=(), mid_attention=False
+    )
     model = UNet(**config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     steps = 20 if fast else 1500
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=2e-3, total_steps=steps, pct_start=0.1
+    )
     g = torch.Generator().manual_seed(0)
     t0 = time.time()
     for step in range(steps):
@@ -229,11 +331,18 @@ def fig_flow_digits(fast):
     with torch.no_grad():
         for ax, n in zip(axes, step_counts):
             x = flow_matching.flow_sample(model, noise, n).clamp(-1, 1)
-            ax.imshow(torch.cat(list(x[:, 0]), dim=1).numpy(), cmap="gray_r", vmin=-1, vmax=1)
+            ax.imshow(
+                torch.cat(list(x[:, 0]), dim=1).numpy(), cmap="gray_r", vmin=-1, vmax=1
+            )
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_ylabel(f"{n} step{'s' * (n > 1)}", rotation=0, ha="right", va="center")
-    fig.suptitle(f"flow matching on the digits: same noise, Euler ({steps} training steps)", fontsize=9)
+            ax.set_ylabel(
+                f"{n} step{'s' * (n > 1)}", rotation=0, ha="right", va="center"
+            )
+    fig.suptitle(
+        f"flow matching on the digits: same noise, Euler ({steps} training steps)",
+        fontsize=9,
+    )
     _save(fig, "flow_digits")
 
 
@@ -243,13 +352,21 @@ def fig_schedules(fast):
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.8))
     for name in ("linear", "cosine", "scaled_linear", "sigmoid"):
-        kwargs = dict(beta_start=0.00085, beta_end=0.012) if name == "scaled_linear" else {}
+        kwargs = (
+            dict(beta_start=0.00085, beta_end=0.012) if name == "scaled_linear" else {}
+        )
         alpha_bar = NoiseSchedule.from_name(name, **kwargs).alpha_bar
         t = torch.arange(len(alpha_bar)) / len(alpha_bar)
         a.plot(t, alpha_bar, label=name)
         b.plot(t, snr(alpha_bar).log(), label=name)
-    a.set(xlabel="$t / T$", ylabel=r"$\bar\alpha_t$", title=r"$\bar\alpha_t$ (T = 1000)")
-    b.set(xlabel="$t / T$", ylabel=r"$\lambda_t = \log \mathrm{SNR}$", title="log signal-to-noise ratio")
+    a.set(
+        xlabel="$t / T$", ylabel=r"$\bar\alpha_t$", title=r"$\bar\alpha_t$ (T = 1000)"
+    )
+    b.set(
+        xlabel="$t / T$",
+        ylabel=r"$\lambda_t = \log \mathrm{SNR}$",
+        title="log signal-to-noise ratio",
+    )
     a.legend(frameon=False)
     _save(fig, "schedules")
 
@@ -301,9 +418,22 @@ def fig_samplers(fast):
     fig, axes = plt.subplots(1, len(runs), figsize=(11, 2.4), sharey=True)
     for ax, (name, steps) in zip(axes, runs):
         # no clipping of x0_hat: the mixture reaches beyond [-1, 1]
-        x = SAMPLERS[name](model, x_T, schedule, 100 if fast and steps == 1000 else steps,
-                           generator=torch.Generator().manual_seed(1), clip_sample=False)
-        ax.hist(x.flatten().numpy(), bins=120, range=(-1.8, 1.8), density=True, color="tab:blue", alpha=0.7)
+        x = SAMPLERS[name](
+            model,
+            x_T,
+            schedule,
+            100 if fast and steps == 1000 else steps,
+            generator=torch.Generator().manual_seed(1),
+            clip_sample=False,
+        )
+        ax.hist(
+            x.flatten().numpy(),
+            bins=120,
+            range=(-1.8, 1.8),
+            density=True,
+            color="tab:blue",
+            alpha=0.7,
+        )
         ax.plot(xs, mixture_density(xs), "k", lw=1)
         ax.set(title=f"{name.upper()}, {steps} steps", xlabel="$x_0$")
     _save(fig, "samplers")
@@ -315,7 +445,10 @@ def fig_v_prediction(fast):
     from snippets.schedules import NoiseSchedule
 
     alpha_bar = NoiseSchedule.from_name("cosine").alpha_bar
-    x0, eps = torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, 1)  # the two axes of the plane
+    x0, eps = (
+        torch.ones(1, 1, 1, 1),
+        torch.ones(1, 1, 1, 1),
+    )  # the two axes of the plane
     fig, ax = plt.subplots(figsize=(3.6, 3.6))
     phis = torch.linspace(0, math.pi / 2, 50)
     ax.plot(phis.cos(), phis.sin(), "k:", lw=0.8)
@@ -324,15 +457,34 @@ def fig_v_prediction(fast):
     # coordinates (x0-component, eps-component) of each quantity
     x_t = (math.sqrt(ab), math.sqrt(1 - ab))
     # v is linear in (x0, eps): its components are the targets of the two basis vectors
-    v = (training_target(x0, eps * 0, t, alpha_bar, "v_prediction").item(),   # -sqrt(1 - ab)
-         training_target(x0 * 0, eps, t, alpha_bar, "v_prediction").item())   # sqrt(ab)
-    for vec, label, color in [((1, 0), "$x_0$", "tab:blue"), ((0, 1), r"$\epsilon$", "tab:orange"),
-                              (x_t, "$x_t$", "k"), (v, "$v_t$", "tab:red")]:
-        ax.annotate("", xy=vec, xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
+    v = (
+        training_target(
+            x0, eps * 0, t, alpha_bar, "v_prediction"
+        ).item(),  # -sqrt(1 - ab)
+        training_target(x0 * 0, eps, t, alpha_bar, "v_prediction").item(),
+    )  # sqrt(ab)
+    for vec, label, color in [
+        ((1, 0), "$x_0$", "tab:blue"),
+        ((0, 1), r"$\epsilon$", "tab:orange"),
+        (x_t, "$x_t$", "k"),
+        (v, "$v_t$", "tab:red"),
+    ]:
+        ax.annotate(
+            "",
+            xy=vec,
+            xytext=(0, 0),
+            arrowprops=dict(arrowstyle="->", color=color, lw=1.5),
+        )
         ax.text(vec[0] * 1.08, vec[1] * 1.08, label, color=color, fontsize=11)
     ax.text(0.25, 0.08, r"$\phi_t$", fontsize=10)
-    ax.set(xlim=(-0.9, 1.25), ylim=(-0.1, 1.25), aspect="equal", xlabel="data direction", ylabel="noise direction",
-           title=f"t = {t.item()} of the cosine schedule")
+    ax.set(
+        xlim=(-0.9, 1.25),
+        ylim=(-0.1, 1.25),
+        aspect="equal",
+        xlabel="data direction",
+        ylabel="noise direction",
+        title=f"t = {t.item()} of the cosine schedule",
+    )
     _save(fig, "v_prediction")
 
 
@@ -352,10 +504,23 @@ FIGURES = {
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", help="prefixes of figure names (default: all)")
-    parser.add_argument("--fast", action="store_true", help="tiny settings for a smoke run (not saved in docs/)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: docs/figures/papers)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "names", nargs="*", help="prefixes of figure names (default: all)"
+    )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="tiny settings for a smoke run (not saved in docs/)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: docs/figures/papers)",
+    )
     args = parser.parse_args(argv)
     global OUT
     if args.out is not None:
@@ -364,7 +529,9 @@ def main(argv=None):
         import tempfile
 
         OUT = Path(tempfile.mkdtemp(prefix="paper-figures-"))
-    chosen = [k for k in FIGURES if not args.names or any(k.startswith(p) for p in args.names)]
+    chosen = [
+        k for k in FIGURES if not args.names or any(k.startswith(p) for p in args.names)
+    ]
     if not chosen:
         parser.error(f"no figure matches {args.names}; known: {', '.join(FIGURES)}")
     torch.manual_seed(0)

@@ -39,7 +39,10 @@ def save_unit(images: torch.Tensor, name: str, nrow: int) -> Path:
 def corruption(x: torch.Tensor) -> Path:
     """Eight digits (columns) corrupted by amounts 0, 0.2, ..., 1 (rows), the same noise in each row."""
     noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(1))
-    rows = [corrupt(x, torch.full((x.shape[0],), a), noise=noise) for a in torch.linspace(0, 1, 6).tolist()]
+    rows = [
+        corrupt(x, torch.full((x.shape[0],), a), noise=noise)
+        for a in torch.linspace(0, 1, 6).tolist()
+    ]
     return save_unit(torch.cat(rows), "corrupt.png", nrow=x.shape[0])
 
 
@@ -58,8 +61,11 @@ def naive_progress(net: torch.nn.Module, n_steps: int, every: int = 1) -> Path:
     Steps `every - 1, 2 * every - 1, ...` are shown, and always the last one.
     """
     x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    rows = [torch.cat([x_i, pred]) for i, x_i, pred in naive_sample_progressive(net, x, n_steps)
-            if (i + 1) % every == 0 or i == n_steps - 1]
+    rows = [
+        torch.cat([x_i, pred])
+        for i, x_i, pred in naive_sample_progressive(net, x, n_steps)
+        if (i + 1) % every == 0 or i == n_steps - 1
+    ]
     return save_unit(torch.cat(rows), f"naive_{n_steps}_steps.png", nrow=16)
 
 
@@ -79,8 +85,18 @@ if __name__ == "__main__":
     images = to_unit_interval(images)
     torch.manual_seed(0)  # BasicUNet's initial weights
     net = BasicUNet()
-    losses = train_basic_unet(net, images, n_epochs=N_EPOCHS, generator=torch.Generator().manual_seed(0))
-    paths = [corruption(images[:8]), plot_loss_curve(losses, OUT / "loss.png", window=12), predictions(net, images[:8])]
-    paths += [naive_progress(net, 5), naive_progress(net, 40, every=5), *comparison(net)]
+    losses = train_basic_unet(
+        net, images, n_epochs=N_EPOCHS, generator=torch.Generator().manual_seed(0)
+    )
+    paths = [
+        corruption(images[:8]),
+        plot_loss_curve(losses, OUT / "loss.png", window=12),
+        predictions(net, images[:8]),
+    ]
+    paths += [
+        naive_progress(net, 5),
+        naive_progress(net, 40, every=5),
+        *comparison(net),
+    ]
     for path in paths:
         print(f"wrote {path.relative_to(ROOT)}")

@@ -31,9 +31,20 @@ def digit_grids() -> list[Path]:
     loaded = load_checkpoint(CHECKPOINT)
     labels = torch.arange(10).repeat_interleave(10)  # row k: ten samples of digit k
     for scale in (1.0, 3.0):
-        samples = generate(loaded, 100, "dpmsolver++", 20, class_labels=labels, guidance_scale=scale,
-                           generator=torch.Generator().manual_seed(0))
-        paths.append(save_grid(samples, OUT / f"samples_guidance_{scale:g}.png", nrow=10, scale=4))
+        samples = generate(
+            loaded,
+            100,
+            "dpmsolver++",
+            20,
+            class_labels=labels,
+            guidance_scale=scale,
+            generator=torch.Generator().manual_seed(0),
+        )
+        paths.append(
+            save_grid(
+                samples, OUT / f"samples_guidance_{scale:g}.png", nrow=10, scale=4
+            )
+        )
     return paths
 
 

@@ -24,7 +24,13 @@ sys.path.insert(0, str(ROOT))
 from snippets.unet import DIGITS_CONFIG, SelfAttention, UNet, parameter_table  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "unet_digits.svg"
-COLORS = {"down": "#d1c4e9", "mid": "#ffe082", "up": "#b2dfdb", "io": "#eeeeee", "time": "#ffccbc"}
+COLORS = {
+    "down": "#d1c4e9",
+    "mid": "#ffe082",
+    "up": "#b2dfdb",
+    "io": "#eeeeee",
+    "time": "#ffccbc",
+}
 
 
 def markdown_table(model: UNet) -> str:
@@ -42,7 +48,9 @@ def label(name: str, block, channels: int, side: int, count: int) -> str:
     if name == "mid_block":
         layers = "ResBlock, attention, ResBlock" if attention else "ResBlock x2"
     else:
-        layers = f"ResBlock x{len(block.resnets)}" + (" + attention" if attention else "")
+        layers = f"ResBlock x{len(block.resnets)}" + (
+            " + attention" if attention else ""
+        )
     lines = [name, layers, f"{channels} ch, {side}x{side}"]
     if getattr(block, "downsample", None) is not None:
         lines.append("then downsample")
@@ -72,7 +80,9 @@ def arrow(ax, start, end, style="-|>", color="#424242", **kw):
         "",
         xy=end,
         xytext=start,
-        arrowprops=dict(arrowstyle=style, color=color, lw=1.2, shrinkA=0, shrinkB=0, **kw),
+        arrowprops=dict(
+            arrowstyle=style, color=color, lw=1.2, shrinkA=0, shrinkB=0, **kw
+        ),
     )
 
 
@@ -89,7 +99,10 @@ def draw(model: UNet, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 6.4))
     for i in range(levels):
         res, ch = side // 2**i, cfg["channels"][i]
-        down, j = model.down_blocks[i], levels - 1 - i  # up_blocks are built lowest level first
+        down, j = (
+            model.down_blocks[i],
+            levels - 1 - i,
+        )  # up_blocks are built lowest level first
         up = model.up_blocks[j]
         box(
             ax,
@@ -127,10 +140,18 @@ def draw(model: UNet, path: Path) -> None:
             color="#5e35b1",
         )
         if i < levels - 1:
-            arrow(ax, (x_down[i] + 0.3, y[i] - h / 2), (x_down[i + 1] - 0.3, y[i + 1] + h / 2))
-            arrow(ax, (x_up[i + 1] + 0.3, y[i + 1] + h / 2), (x_up[i] - 0.3, y[i] - h / 2))
+            arrow(
+                ax,
+                (x_down[i] + 0.3, y[i] - h / 2),
+                (x_down[i + 1] - 0.3, y[i + 1] + h / 2),
+            )
+            arrow(
+                ax, (x_up[i + 1] + 0.3, y[i + 1] + h / 2), (x_up[i] - 0.3, y[i] - h / 2)
+            )
     low = side // 2 ** (levels - 1)
-    mid_text = label("mid_block", model.mid_block, cfg["channels"][-1], low, counts["mid_block"])
+    mid_text = label(
+        "mid_block", model.mid_block, cfg["channels"][-1], low, counts["mid_block"]
+    )
     box(ax, x_mid, y_mid, w + 0.6, h, mid_text, COLORS["mid"])
     arrow(ax, (x_down[-1] + 0.3, y[-1] - h / 2), (x_mid - 0.5, y_mid + h / 2))
     arrow(ax, (x_mid + 0.5, y_mid + h / 2), (x_up[-1] - 0.3, y[-1] - h / 2))
@@ -171,13 +192,17 @@ def draw(model: UNet, path: Path) -> None:
     )
     arrow(ax, (x_mid, 1.5 - 0.375), (x_mid, 0.85), color="#e64a19")
 
-    ax.set_title(f"UNet(**DIGITS_CONFIG): {sum(counts.values()):,} parameters", fontsize=11)
+    ax.set_title(
+        f"UNet(**DIGITS_CONFIG): {sum(counts.values()):,} parameters", fontsize=11
+    )
     ax.set_xlim(x_down[0] - w / 2 - 0.35, x_up[0] + w / 2 + 0.55)
     ax.set_ylim(y_mid - h / 2 - 0.2, 2.0)
     ax.set_aspect("equal")
     ax.axis("off")
     fig.tight_layout()
-    plt.rcParams["svg.hashsalt"] = "unet"  # stable ids: the file only changes when the figure does
+    plt.rcParams["svg.hashsalt"] = (
+        "unet"  # stable ids: the file only changes when the figure does
+    )
     fig.savefig(
         path,
         bbox_inches="tight",

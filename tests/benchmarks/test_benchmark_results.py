@@ -16,29 +16,50 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS_FIGURES = REPO / "docs" / "figures" / "benchmarks"
 NAMES = available()
 RECORDS = sorted(p for p in RESULTS.glob("*.json") if p.stem in NAMES)
-MACHINE_KEYS = {"cpu": str, "cores": int, "torch_threads": int, "python": str, "torch": str, "platform": str}
+MACHINE_KEYS = {
+    "cpu": str,
+    "cores": int,
+    "torch_threads": int,
+    "python": str,
+    "torch": str,
+    "platform": str,
+}
 
 
 def check_record(record: dict, name: str, fast: bool) -> None:
     """Raise AssertionError naming the first way `record` departs from the runner's schema."""
     assert isinstance(record, dict), "a record is a JSON object"
-    assert record.get("benchmark") == name, f"benchmark is {record.get('benchmark')!r}, file is {name}.json"
-    assert record.get("fast") is fast, f"fast is {record.get('fast')!r}, expected {fast}"
+    assert record.get("benchmark") == name, (
+        f"benchmark is {record.get('benchmark')!r}, file is {name}.json"
+    )
+    assert record.get("fast") is fast, (
+        f"fast is {record.get('fast')!r}, expected {fast}"
+    )
     commit = record.get("commit")
-    assert commit == "unknown" or re.fullmatch(r"[0-9a-f]{40}", str(commit)), f"commit {commit!r} is not a git sha"
+    assert commit == "unknown" or re.fullmatch(r"[0-9a-f]{40}", str(commit)), (
+        f"commit {commit!r} is not a git sha"
+    )
     assert isinstance(record.get("dirty"), bool), "dirty must be a boolean"
     date = dt.datetime.fromisoformat(record["date"])
     assert date.tzinfo is not None, f"date {record['date']!r} has no time zone"
     machine = record.get("machine")
     assert isinstance(machine, dict), "machine must be an object"
     for key, kind in MACHINE_KEYS.items():
-        assert isinstance(machine.get(key), kind), f"machine.{key} must be {kind.__name__}, got {machine.get(key)!r}"
-    assert isinstance(record.get("seconds"), (int, float)) and record["seconds"] >= 0, "seconds must be >= 0"
-    assert isinstance(record.get("results"), dict) and record["results"], "results must be a non-empty object"
+        assert isinstance(machine.get(key), kind), (
+            f"machine.{key} must be {kind.__name__}, got {machine.get(key)!r}"
+        )
+    assert isinstance(record.get("seconds"), (int, float)) and record["seconds"] >= 0, (
+        "seconds must be >= 0"
+    )
+    assert isinstance(record.get("results"), dict) and record["results"], (
+        "results must be a non-empty object"
+    )
 
 
 def test_there_are_committed_results():
-    assert {"scheduler_overhead", "unet_vs_diffusers", "train_vs_diffusers"} <= {p.stem for p in RECORDS}
+    assert {"scheduler_overhead", "unet_vs_diffusers", "train_vs_diffusers"} <= {
+        p.stem for p in RECORDS
+    }
 
 
 @pytest.mark.parametrize("path", RECORDS, ids=lambda p: p.stem)
@@ -68,7 +89,9 @@ def test_every_table_is_included_by_a_page(path):
 def test_docs_figure_is_the_measured_plot(path):
     copy = DOCS_FIGURES / path.name
     assert copy.is_file(), f"{copy} is missing: run `python -m benchmarks --render`"
-    assert copy.read_bytes() == path.read_bytes(), f"{copy} differs from {path}: run `python -m benchmarks --render`"
+    assert copy.read_bytes() == path.read_bytes(), (
+        f"{copy} differs from {path}: run `python -m benchmarks --render`"
+    )
 
 
 def test_schema_check_rejects_broken_records():

@@ -24,8 +24,14 @@ def fast_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     watched = [RESULTS / "fast" / f"sampler_quality.{ext}" for ext in ("json", "png")]
     before = {p: p.stat().st_mtime_ns for p in watched if p.exists()}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--fast", "--out", str(out), *NAMES], cwd=REPO,
-                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--fast", "--out", str(out), *NAMES],
+        cwd=REPO,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     after = {p: p.stat().st_mtime_ns for p in watched if p.exists()}
     return out, before, after
@@ -46,7 +52,9 @@ def test_fast_run_writes_only_into_its_out_folder(fast_run):
 
 
 def test_model_evaluations_are_counted_not_computed(fast_run):
-    rows = json.loads((fast_run[0] / "sampler_quality.json").read_text())["results"]["rows"]
+    rows = json.loads((fast_run[0] / "sampler_quality.json").read_text())["results"][
+        "rows"
+    ]
     assert rows, "no rows"
     for row in rows:
         expected = 2 * row["steps"] - 1 if row["sampler"] == "heun" else row["steps"]
@@ -56,10 +64,14 @@ def test_model_evaluations_are_counted_not_computed(fast_run):
 
 def test_sampler_quality_uses_the_default_guidance_and_balanced_labels(fast_run):
     results = json.loads((fast_run[0] / "sampler_quality.json").read_text())["results"]
-    from snippets.checkpoint import generate
     import inspect
 
-    assert results["guidance_scale"] == inspect.signature(generate).parameters["guidance_scale"].default
+    from snippets.checkpoint import generate
+
+    assert (
+        results["guidance_scale"]
+        == inspect.signature(generate).parameters["guidance_scale"].default
+    )
     assert results["n_samples"] == 16 and results["rows"][0]["sampler"] == "ddpm"
 
 
@@ -83,6 +95,8 @@ def test_render_rewrites_tables_from_json(tmp_path):
     source = RESULTS / "scheduler_overhead.json"
     (tmp_path / source.name).write_text(source.read_text())
     assert main(["--render", "--out", str(tmp_path), "scheduler_overhead"]) == 0
-    assert (tmp_path / "scheduler_overhead.md").read_text() == render(json.loads(source.read_text()))
+    assert (tmp_path / "scheduler_overhead.md").read_text() == render(
+        json.loads(source.read_text())
+    )
     with pytest.raises(SystemExit):  # nothing to render from
         main(["--render", "--out", str(tmp_path), "unet_vs_diffusers"])

@@ -25,7 +25,9 @@ def code_cells(nb):
 
 def python_source(source: str) -> str:
     """A code cell's source with IPython magics and shell escapes blanked out."""
-    return "\n".join("" if re.match(r"\s*[%!]", line) else line for line in source.splitlines())
+    return "\n".join(
+        "" if re.match(r"\s*[%!]", line) else line for line in source.splitlines()
+    )
 
 
 def definitions(source: str) -> list[str]:
@@ -43,7 +45,9 @@ def test_there_are_notebooks():
 
 
 def test_definition_finder_sees_functions_classes_and_lambdas():
-    found = definitions("%matplotlib inline\ndef f():\n    pass\nclass A:\n    pass\ng = lambda x: x\nprint(1)\n")
+    found = definitions(
+        "%matplotlib inline\ndef f():\n    pass\nclass A:\n    pass\ng = lambda x: x\nprint(1)\n"
+    )
     assert found == ["line 2: f", "line 4: A", "line 6: lambda"]
     assert definitions("import torch\nx = [i for i in range(3)]\n") == []
 
@@ -52,14 +56,22 @@ def test_definition_finder_sees_functions_classes_and_lambdas():
 def test_notebook_defines_nothing_and_imports_from_snippets(path):
     # Algorithms live in snippets/ (tested, embedded in pages); notebooks only call them.
     nb = nbformat.read(path, as_version=4)
-    defined = {i: definitions(cell.source) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"}
+    defined = {
+        i: definitions(cell.source)
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+    }
     defined = {i: names for i, names in defined.items() if names}
-    assert not defined, f"{path.name} defines code (cell index: definitions): {defined}; move it to snippets/"
-    imports = "\n".join(python_source(cell.source) for cell in code_cells(nb))
-    assert re.search(r"^\s*(from snippets(\.\w+)* import|import snippets)", imports, re.MULTILINE), (
-        f"{path.name} imports nothing from snippets"
+    assert not defined, (
+        f"{path.name} defines code (cell index: definitions): {defined}; move it to snippets/"
     )
-    assert "FEAST_FAST" in imports, f"{path.name} does not read FEAST_FAST (the test suite's quick mode)"
+    imports = "\n".join(python_source(cell.source) for cell in code_cells(nb))
+    assert re.search(
+        r"^\s*(from snippets(\.\w+)* import|import snippets)", imports, re.MULTILINE
+    ), f"{path.name} imports nothing from snippets"
+    assert "FEAST_FAST" in imports, (
+        f"{path.name} does not read FEAST_FAST (the test suite's quick mode)"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -74,9 +86,16 @@ def test_committed_notebook_is_executed_in_order_without_errors(path):
         f"{path.name} was not run top to bottom in a fresh kernel (execution counts {counts}); "
         "run `jupyter nbconvert --execute --to notebook --inplace` on it"
     )
-    errors = [i for i, cell in enumerate(cells) for out in cell.outputs if out.output_type == "error"]
+    errors = [
+        i
+        for i, cell in enumerate(cells)
+        for out in cell.outputs
+        if out.output_type == "error"
+    ]
     assert not errors, f"{path.name} has error outputs in code cells {errors}"
-    assert any(cell.outputs for cell in cells), f"{path.name} was committed without outputs"
+    assert any(cell.outputs for cell in cells), (
+        f"{path.name} was committed without outputs"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -91,5 +110,10 @@ def test_notebook_runs_in_fast_mode(path, monkeypatch):
         resources={"metadata": {"path": str(path.parent)}},
     )
     client.execute()  # raises CellExecutionError with the traceback of a failing cell
-    errors = [out for cell in code_cells(nb) for out in cell.outputs if out.output_type == "error"]
+    errors = [
+        out
+        for cell in code_cells(nb)
+        for out in cell.outputs
+        if out.output_type == "error"
+    ]
     assert not errors

@@ -38,7 +38,9 @@ def site_build(tmp_path_factory) -> Build:
         "--site-dir",
         str(site_dir),
     ]
-    proc = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     return Build(site_dir, proc.returncode, proc.stdout + proc.stderr)
 
 
@@ -46,7 +48,9 @@ def site_build(tmp_path_factory) -> Build:
 def built_site(site_build: Build) -> Path:
     """The directory of the strictly built site (fails every dependent test if the build failed)."""
     if site_build.returncode != 0:
-        pytest.fail(f"`mkdocs build --strict` failed (exit {site_build.returncode}):\n{site_build.log[-4000:]}")
+        pytest.fail(
+            f"`mkdocs build --strict` failed (exit {site_build.returncode}):\n{site_build.log[-4000:]}"
+        )
     return site_build.site_dir
 
 

@@ -16,7 +16,17 @@ REPO = Path(__file__).resolve().parents[2]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 # <link rel=...> values that only *name* another document; the browser fetches nothing for them.
-NAVIGATIONAL_RELS = {"canonical", "alternate", "author", "license", "next", "prev", "help", "me", "bookmark"}
+NAVIGATIONAL_RELS = {
+    "canonical",
+    "alternate",
+    "author",
+    "license",
+    "next",
+    "prev",
+    "help",
+    "me",
+    "bookmark",
+}
 
 # Attributes through which an element makes the browser fetch something when the page loads.
 FETCHING_ATTRS = {
@@ -36,16 +46,26 @@ FETCHING_ATTRS = {
     "feimage": ("href", "xlink:href"),
 }
 
-_CSS_URL = re.compile(r"""url\(\s*(?P<q>['"]?)(?P<url>.*?)(?P=q)\s*\)""", re.IGNORECASE | re.DOTALL)
-_CSS_IMPORT = re.compile(r"""@import\s+(?P<q>['"])(?P<url>[^'"]+)(?P=q)""", re.IGNORECASE)
+_CSS_URL = re.compile(
+    r"""url\(\s*(?P<q>['"]?)(?P<url>.*?)(?P=q)\s*\)""", re.IGNORECASE | re.DOTALL
+)
+_CSS_IMPORT = re.compile(
+    r"""@import\s+(?P<q>['"])(?P<url>[^'"]+)(?P=q)""", re.IGNORECASE
+)
 # Static `import x from "URL"`, `import "URL"`, `export ... from "URL"`, dynamic `import("URL")`,
 # `importScripts("URL")` and `new Worker("URL")`, with the URL as a string literal.
 _JS_IMPORTS = [
-    re.compile(r"""\bimport\s*(?:[\w$*{}\s,]+?\s*from\s*)?(?P<q>['"`])(?P<url>[^'"`]+)(?P=q)"""),
-    re.compile(r"""\bexport\s*[\w$*{}\s,]+?\s*from\s*(?P<q>['"`])(?P<url>[^'"`]+)(?P=q)"""),
+    re.compile(
+        r"""\bimport\s*(?:[\w$*{}\s,]+?\s*from\s*)?(?P<q>['"`])(?P<url>[^'"`]+)(?P=q)"""
+    ),
+    re.compile(
+        r"""\bexport\s*[\w$*{}\s,]+?\s*from\s*(?P<q>['"`])(?P<url>[^'"`]+)(?P=q)"""
+    ),
     re.compile(r"""\bimport\s*\(\s*(?P<q>['"`])(?P<url>[^'"`]+)(?P=q)"""),
     re.compile(r"""\bimportScripts\s*\(\s*(?P<q>['"`])(?P<url>[^'"`]+)(?P=q)"""),
-    re.compile(r"""\bnew\s+(?:Shared)?Worker\s*\(\s*(?P<q>['"`])(?P<url>[^'"`]+)(?P=q)"""),
+    re.compile(
+        r"""\bnew\s+(?:Shared)?Worker\s*\(\s*(?P<q>['"`])(?P<url>[^'"`]+)(?P=q)"""
+    ),
 ]
 
 
@@ -78,8 +98,16 @@ class Finding:
 
 def audit_css(css: str, where: str = "<css>") -> list[Finding]:
     """Remote `url(...)` and `@import` in a stylesheet."""
-    found = [Finding(where, "CSS url()", m["url"]) for m in _CSS_URL.finditer(css) if is_remote(m["url"])]
-    found += [Finding(where, "CSS @import", m["url"]) for m in _CSS_IMPORT.finditer(css) if is_remote(m["url"])]
+    found = [
+        Finding(where, "CSS url()", m["url"])
+        for m in _CSS_URL.finditer(css)
+        if is_remote(m["url"])
+    ]
+    found += [
+        Finding(where, "CSS @import", m["url"])
+        for m in _CSS_IMPORT.finditer(css)
+        if is_remote(m["url"])
+    ]
     return found
 
 
@@ -107,21 +135,39 @@ class _ResourceParser(HTMLParser):
         for name in FETCHING_ATTRS.get(tag, ()):
             if name in attrs:
                 urls = _srcset_urls(attrs[name]) if name == "srcset" else [attrs[name]]
-                self.findings += [Finding(self.where, f"<{tag} {name}>", u) for u in urls if is_remote(u)]
+                self.findings += [
+                    Finding(self.where, f"<{tag} {name}>", u)
+                    for u in urls
+                    if is_remote(u)
+                ]
         if tag == "link" and "href" in attrs:
             rels = set(attrs.get("rel", "").lower().split())
-            fetches = not rels or rels - NAVIGATIONAL_RELS  # stylesheet, preload, preconnect, icon, ...
+            fetches = (
+                not rels or rels - NAVIGATIONAL_RELS
+            )  # stylesheet, preload, preconnect, icon, ...
             if fetches and is_remote(attrs["href"]):
-                self.findings.append(Finding(self.where, f"<link rel={' '.join(sorted(rels))}>", attrs["href"]))
+                self.findings.append(
+                    Finding(
+                        self.where,
+                        f"<link rel={' '.join(sorted(rels))}>",
+                        attrs["href"],
+                    )
+                )
             if "imagesrcset" in attrs:
                 urls = _srcset_urls(attrs["imagesrcset"])
-                self.findings += [Finding(self.where, "<link imagesrcset>", u) for u in urls if is_remote(u)]
+                self.findings += [
+                    Finding(self.where, "<link imagesrcset>", u)
+                    for u in urls
+                    if is_remote(u)
+                ]
         if tag == "meta" and attrs.get("http-equiv", "").lower() == "refresh":
             target = attrs.get("content", "").partition("url=")[2]
             if is_remote(target):
                 self.findings.append(Finding(self.where, "<meta refresh>", target))
         if "style" in attrs:
-            self.findings += audit_css(attrs["style"], f"{self.where} (style attribute)")
+            self.findings += audit_css(
+                attrs["style"], f"{self.where} (style attribute)"
+            )
         if tag in {"script", "style"}:
             self._in, self._buffer = tag, []
 
@@ -185,7 +231,11 @@ class _LinkParser(HTMLParser):
             self.links.append(("a", attrs["href"]))
         elif tag in {"script", "img", "iframe", "source"} and attrs.get("src"):
             self.links.append((tag, attrs["src"]))
-        elif tag == "link" and attrs.get("href") and not set((attrs.get("rel") or "").split()) & NAVIGATIONAL_RELS:
+        elif (
+            tag == "link"
+            and attrs.get("href")
+            and not set((attrs.get("rel") or "").split()) & NAVIGATIONAL_RELS
+        ):
             self.links.append((tag, attrs["href"]))
 
 
@@ -235,22 +285,32 @@ def broken_links(site: Path) -> list[str]:
             elif not target.is_file():
                 problems.append(f"{where} -> missing file {target.relative_to(site)}")
             elif fragment and tag == "a" and target.suffix == ".html":
-                ids = parsed[target][0] if target in parsed else parse_links(target.read_text("utf-8"))[0]
+                ids = (
+                    parsed[target][0]
+                    if target in parsed
+                    else parse_links(target.read_text("utf-8"))[0]
+                )
                 if fragment not in ids:
-                    problems.append(f"{where} -> no element with id {fragment!r} in {target.relative_to(site)}")
+                    problems.append(
+                        f"{where} -> no element with id {fragment!r} in {target.relative_to(site)}"
+                    )
     return problems
 
 
 # ------------------------------------------------------------------------------------------------
 # Snippet sections
 
-SECTION_START = re.compile(r"^\s*#\s*--8<--\s*\[start:(?P<name>[^\]]+)\]\s*$", re.MULTILINE)
+SECTION_START = re.compile(
+    r"^\s*#\s*--8<--\s*\[start:(?P<name>[^\]]+)\]\s*$", re.MULTILINE
+)
 # `--8<-- "snippets/x.py:name"` (a named section) in a Markdown page.
 EMBED = re.compile(
     r"""^(?P<indent>[ \t]*)-{1,}8<-{1,}\s+(?P<q>["'])(?P<file>snippets/[^"':]+\.py)(?::(?P<section>[^"':]+))?(?P=q)\s*$""",
     re.MULTILINE,
 )
-FENCE_OPEN = re.compile(r"""^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^\n`]*)$""")
+FENCE_OPEN = re.compile(
+    r"""^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^\n`]*)$"""
+)
 TITLE = re.compile(r"""\btitle=(?P<q>["'])(?P<title>[^"']*)(?P=q)""")
 
 
@@ -293,5 +353,13 @@ def markdown_embeds(markdown: str, page: str = "<md>") -> list[Embed]:
                 continue
         m = EMBED.match(line)
         if m:
-            embeds.append(Embed(page, number, m["file"], m["section"], open_fence[1] if open_fence else None))
+            embeds.append(
+                Embed(
+                    page,
+                    number,
+                    m["file"],
+                    m["section"],
+                    open_fence[1] if open_fence else None,
+                )
+            )
     return embeds

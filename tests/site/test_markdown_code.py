@@ -27,13 +27,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
-PAGE_TIMEOUT_S = 180  # a page's blocks together; the whole test should take well under a minute
+PAGE_TIMEOUT_S = (
+    180  # a page's blocks together; the whole test should take well under a minute
+)
 
 # An opening fence: indentation, three or more backticks or tildes, then the info string
 # (a language, optionally superfences options such as title="x" or hl_lines="1", or {.python ...}).
-FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
+FENCE_OPEN = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$"
+)
 PYTHON_INFO = re.compile(r"^\{?\s*\.?(?:python|py|python3)(?:[\s}]|$)", re.IGNORECASE)
-SNIPPET_INCLUDE = re.compile(r"^\s*-{1,}8<-{1,}")  # pymdownx.snippets: --8<-- "file:section" (or a block form)
+SNIPPET_INCLUDE = re.compile(
+    r"^\s*-{1,}8<-{1,}"
+)  # pymdownx.snippets: --8<-- "file:section" (or a block form)
 NOT_RUN = re.compile(r"^#\s*not run\s*:(?P<reason>.*)$", re.IGNORECASE)
 
 
@@ -56,10 +62,12 @@ class Block:
 def _dedent_line(line: str, indent: str) -> str:
     """Remove the fence's indentation from a body line (a blank line may be shorter)."""
     if line.startswith(indent):
-        return line[len(indent):]
+        return line[len(indent) :]
     if not line.strip():
         return ""
-    return textwrap.dedent(line)  # less indented than its fence: keep the text, drop the indentation
+    return textwrap.dedent(
+        line
+    )  # less indented than its fence: keep the text, drop the indentation
 
 
 def python_blocks(markdown: str, page: str = "<md>") -> list[Block]:
@@ -91,7 +99,9 @@ def python_blocks(markdown: str, page: str = "<md>") -> list[Block]:
         is_python = bool(PYTHON_INFO.match(info))
         if j == len(lines):
             if is_python:
-                raise ValueError(f"{page}:{i + 1}: the ```python fence opened here is never closed")
+                raise ValueError(
+                    f"{page}:{i + 1}: the ```python fence opened here is never closed"
+                )
             break
         if is_python:
             body = [_dedent_line(line, indent) for line in lines[start:j]]
@@ -134,7 +144,9 @@ for block in blocks:
 """
 
 
-def run_page(blocks: list[Block], timeout: float = PAGE_TIMEOUT_S) -> subprocess.CompletedProcess:
+def run_page(
+    blocks: list[Block], timeout: float = PAGE_TIMEOUT_S
+) -> subprocess.CompletedProcess:
     """Run a page's runnable blocks in a fresh interpreter at the repository root."""
     env = {
         **os.environ,
@@ -145,12 +157,26 @@ def run_page(blocks: list[Block], timeout: float = PAGE_TIMEOUT_S) -> subprocess
         # one thread: the blocks use tiny batches, and torch's thread pool on a shared 2-core CPU
         # costs up to 10x in contention
         "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
+        ),
     }
-    payload = json.dumps([{"page": b.page, "line": b.line, "code": b.code} for b in blocks if b.kind == "run"])
+    payload = json.dumps(
+        [
+            {"page": b.page, "line": b.line, "code": b.code}
+            for b in blocks
+            if b.kind == "run"
+        ]
+    )
     return subprocess.run(
-        [sys.executable, "-c", RUNNER], input=payload, cwd=REPO, env=env,
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [sys.executable, "-c", RUNNER],
+        input=payload,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -159,18 +185,20 @@ def failure_message(page: str, proc: subprocess.CompletedProcess) -> str:
     marker = re.search(r"^@@block-failed@@ (\d+)$", proc.stderr, re.MULTILINE)
     if marker:
         where = f"{page}: the ```python block at line {marker[1]} failed"
-        detail = proc.stderr[marker.end():].strip()
+        detail = proc.stderr[marker.end() :].strip()
     else:  # died outside a block (import of the runner, a crash, a kill)
         where = f"{page}: the blocks' interpreter exited with status {proc.returncode}"
         detail = proc.stderr.strip()
     tail = proc.stdout.strip()[-1500:]
-    return f"{where}\n{detail[-6000:]}" + (f"\n--- its stdout (end) ---\n{tail}" if tail else "")
+    return f"{where}\n{detail[-6000:]}" + (
+        f"\n--- its stdout (end) ---\n{tail}" if tail else ""
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # The extractor itself
 # ----------------------------------------------------------------------------------------------
-SAMPLE = '''\
+SAMPLE = """\
 # A page
 
 ```python title="snippets/forward.py"
@@ -212,13 +240,21 @@ pytest -k q_sample
 ~~~python
 # not run:
 ~~~
-'''
+"""
 
 
 def test_extractor_finds_blocks_with_their_lines_kinds_and_dedented_code():
     blocks = python_blocks(SAMPLE, "sample.md")
-    assert [(b.line, b.kind) for b in blocks] == [(4, "include"), (10, "run"), (21, "run"), (25, "skip"), (40, "skip")]
-    assert blocks[1].code == "import math\nx = math.sqrt(4)\n\nassert x == 2\n"  # indentation and blank line
+    assert [(b.line, b.kind) for b in blocks] == [
+        (4, "include"),
+        (10, "run"),
+        (21, "run"),
+        (25, "skip"),
+        (40, "skip"),
+    ]
+    assert (
+        blocks[1].code == "import math\nx = math.sqrt(4)\n\nassert x == 2\n"
+    )  # indentation and blank line
     assert blocks[2].code == "y = x + 1\n"  # eight spaces deep: details inside a tab
     assert blocks[3].reason == "needs the hub"
     assert blocks[4].reason == ""  # the test below refuses this one
@@ -230,18 +266,27 @@ def test_extractor_rejects_unclosed_and_mixed_blocks():
     with pytest.raises(ValueError, match=r"x\.md:3: .*never closed"):
         python_blocks("text\n\n```python\nprint(1)\n", "x.md")
     with pytest.raises(ValueError, match=r"mixes a snippet include"):
-        python_blocks('```python\n--8<-- "snippets/forward.py:q-sample"\nprint(1)\n```\n', "x.md")
+        python_blocks(
+            '```python\n--8<-- "snippets/forward.py:q-sample"\nprint(1)\n```\n', "x.md"
+        )
 
 
 def test_runner_reports_the_failing_blocks_md_line_and_shares_one_namespace():
     page = "docs/some/page.md"
-    blocks = python_blocks("```python\nvalue = 41\n```\n\ntext\n\n```python\nvalue += 1\nassert value == 43, value\n```\n", page)
+    blocks = python_blocks(
+        "```python\nvalue = 41\n```\n\ntext\n\n```python\nvalue += 1\nassert value == 43, value\n```\n",
+        page,
+    )
     proc = run_page(blocks, timeout=60)
     assert proc.returncode == 1
     message = failure_message(page, proc)
     assert message.startswith(f"{page}: the ```python block at line 8 failed")
-    assert 'File "docs/some/page.md", line 9' in message  # the traceback points into the .md file
-    assert "AssertionError: 42" in message  # the second block saw the first block's name
+    assert (
+        'File "docs/some/page.md", line 9' in message
+    )  # the traceback points into the .md file
+    assert (
+        "AssertionError: 42" in message
+    )  # the second block saw the first block's name
 
 
 # ----------------------------------------------------------------------------------------------
@@ -252,7 +297,9 @@ PAGE_IDS = [p.relative_to(REPO).as_posix() for p in PAGES]
 
 
 def page_blocks(path: Path) -> list[Block]:
-    return python_blocks(path.read_text(encoding="utf-8"), path.relative_to(REPO).as_posix())
+    return python_blocks(
+        path.read_text(encoding="utf-8"), path.relative_to(REPO).as_posix()
+    )
 
 
 def test_pages_have_runnable_blocks():
@@ -265,11 +312,15 @@ def test_python_blocks_of_page_run(path):
     page = path.relative_to(REPO).as_posix()
     blocks = page_blocks(path)
     unexplained = [b.line for b in blocks if b.kind == "skip" and not b.reason]
-    assert not unexplained, f"{page}: `# not run:` without a reason at line(s) {unexplained}"
+    assert not unexplained, (
+        f"{page}: `# not run:` without a reason at line(s) {unexplained}"
+    )
     if not any(b.kind == "run" for b in blocks):
         return  # nothing written in the page itself: its code is embedded and tested via snippets/
     try:
         proc = run_page(blocks)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"{page}: its ```python blocks took longer than {PAGE_TIMEOUT_S} s; make them smaller")
+        pytest.fail(
+            f"{page}: its ```python blocks took longer than {PAGE_TIMEOUT_S} s; make them smaller"
+        )
     assert proc.returncode == 0, failure_message(page, proc)

@@ -40,7 +40,11 @@ TIMEOUT_MS = 30_000
 
 def chromium_path() -> str:
     """Debian's Chromium: $FEAST_CHROMIUM, else `chromium` on PATH, else /usr/bin/chromium."""
-    candidates = [os.environ.get("FEAST_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"]
+    candidates = [
+        os.environ.get("FEAST_CHROMIUM"),
+        shutil.which("chromium"),
+        "/usr/bin/chromium",
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
@@ -63,7 +67,9 @@ class Monitor:
     page_errors: list[str] = field(default_factory=list)
 
     def problems(self) -> dict[str, list[str]]:
-        return {name: list(items) for name, items in vars(self).items() if items}  # copies
+        return {
+            name: list(items) for name, items in vars(self).items() if items
+        }  # copies
 
     def clear(self) -> None:
         for items in vars(self).values():
@@ -85,7 +91,9 @@ def browser(tmp_path_factory):
             route.abort("blockedbyclient")
 
     def on_failed(request):
-        if urlsplit(request.url).hostname in LOOPBACK:  # blocked ones are already recorded
+        if (
+            urlsplit(request.url).hostname in LOOPBACK
+        ):  # blocked ones are already recorded
             monitor.failed.append(f"{request.url}: {request.failure}")
 
     def on_response(response):
@@ -116,18 +124,32 @@ def open_page(browser, url: str):
     monitor = browser.monitor
     monitor.clear()  # each test judges only its own pages
     page = browser.new_page()
-    page.on("console", lambda msg: msg.type == "error" and monitor.console_errors.append(f"{page.url}: {msg.text}"))
-    page.on("pageerror", lambda error: monitor.page_errors.append(f"{page.url}: {error}"))
+    page.on(
+        "console",
+        lambda msg: (
+            msg.type == "error"
+            and monitor.console_errors.append(f"{page.url}: {msg.text}")
+        ),
+    )
+    page.on(
+        "pageerror", lambda error: monitor.page_errors.append(f"{page.url}: {error}")
+    )
     response = page.goto(url, wait_until="load")
-    assert response is not None and response.ok, f"{url} answered {response and response.status}"
+    assert response is not None and response.ok, (
+        f"{url} answered {response and response.status}"
+    )
     return page
 
 
 def wait_for_mathjax(page) -> None:
     """Wait until MathJax has typeset the page, and check it met no TeX it could not parse."""
-    page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+    page.wait_for_function(
+        "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
+    )
     page.evaluate("() => MathJax.startup.promise.then(() => true)")
-    errors = page.locator("mjx-merror").evaluate_all("es => es.map(e => e.getAttribute('data-mjx-error'))")
+    errors = page.locator("mjx-merror").evaluate_all(
+        "es => es.map(e => e.getAttribute('data-mjx-error'))"
+    )
     assert not errors, f"MathJax could not typeset some TeX on {page.url}: {errors}"
     assert_math_visible(page)
 
@@ -139,7 +161,9 @@ def assert_math_visible(page) -> None:
         "es => es.map(e => e.getBoundingClientRect().width)"
     )
     blank = sum(width < 1 for width in widths)
-    assert not blank, f"{blank} of {len(widths)} typeset formulas on {page.url} are invisible (0 px wide)"
+    assert not blank, (
+        f"{blank} of {len(widths)} typeset formulas on {page.url} are invisible (0 px wide)"
+    )
 
 
 def untypeset(page, selector: str) -> int:
@@ -178,11 +202,15 @@ def assert_clean(browser, page, where: str) -> None:
 
 def search_word(site: Path, page_url: str) -> str:
     """A word of the page's prose that no other page has, read from the built search index."""
-    index = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))
+    index = json.loads(
+        (site / "search" / "search_index.json").read_text(encoding="utf-8")
+    )
 
     def words(text: str) -> set[str]:
         text = re.sub(r"<(pre|code)\b.*?</\1>", " ", text, flags=re.DOTALL)
-        text = re.sub(r"\\\(.*?\\\)|\$\$.*?\$\$|\\\[.*?\\\]", " ", text, flags=re.DOTALL)
+        text = re.sub(
+            r"\\\(.*?\\\)|\$\$.*?\$\$|\\\[.*?\\\]", " ", text, flags=re.DOTALL
+        )
         text = html.unescape(re.sub(r"<[^>]+>", " ", text))
         # 8+ letters: longer than any word of lunr's English stop-word list ("because", "however")
         return {w.lower() for w in re.findall(r"(?<![\\\w])[A-Za-z]{8,}(?![\w])", text)}
@@ -203,9 +231,13 @@ def test_first_content_page_typesets_math_offline(browser, site_url):
     page = open_page(browser, site_url + FIRST_CONTENT_PAGE)
     wait_for_mathjax(page)
     n_math = page.locator("article .arithmatex").count()
-    assert n_math >= 5, f"expected the page's equations, found {n_math} .arithmatex elements"
+    assert n_math >= 5, (
+        f"expected the page's equations, found {n_math} .arithmatex elements"
+    )
     assert page.locator("article mjx-container").count() >= n_math
-    assert untypeset(page, "article .arithmatex") == 0, "some equations were not typeset by MathJax"
+    assert untypeset(page, "article .arithmatex") == 0, (
+        "some equations were not typeset by MathJax"
+    )
     assert_no_raw_tex(prose_text(page, "article"), FIRST_CONTENT_PAGE)
     # Code is left alone: the TeX in embedded docstrings stays source code.
     assert page.locator("article pre mjx-container").count() == 0
@@ -220,8 +252,13 @@ def test_search_lists_the_first_content_page(browser, site_url, built_site):
     search.press_sequentially(word, delay=20)
     results = page.locator("a.md-search-result__link")
     results.first.wait_for(state="attached")
-    paths = [urlsplit(urljoin(page.url, href)).path for href in results.evaluate_all("as => as.map(a => a.href)")]
-    assert "/" + FIRST_CONTENT_PAGE in paths, f"searching {word!r} listed {paths}, not /{FIRST_CONTENT_PAGE}"
+    paths = [
+        urlsplit(urljoin(page.url, href)).path
+        for href in results.evaluate_all("as => as.map(a => a.href)")
+    ]
+    assert "/" + FIRST_CONTENT_PAGE in paths, (
+        f"searching {word!r} listed {paths}, not /{FIRST_CONTENT_PAGE}"
+    )
     assert_clean(browser, page, f"search for {word!r}")
 
 
@@ -236,12 +273,19 @@ def test_instant_navigation_typesets_math_on_the_new_page(browser, site_url):
         "() => document.querySelectorAll('article .arithmatex').length > 0 && "
         "[...document.querySelectorAll('article .arithmatex')].every(e => e.querySelector('mjx-container'))"
     )
-    assert_no_raw_tex(prose_text(page, "article"), f"{FIRST_CONTENT_PAGE} after instant navigation")
+    assert_no_raw_tex(
+        prose_text(page, "article"), f"{FIRST_CONTENT_PAGE} after instant navigation"
+    )
     assert_math_visible(page)
     assert_clean(browser, page, f"instant navigation to {FIRST_CONTENT_PAGE}")
 
 
-NOTEBOOK_PAGES = sorted(f"notebooks/{nb.stem}/" for nb in (Path(__file__).resolve().parents[2] / "docs" / "notebooks").glob("*.ipynb"))
+NOTEBOOK_PAGES = sorted(
+    f"notebooks/{nb.stem}/"
+    for nb in (Path(__file__).resolve().parents[2] / "docs" / "notebooks").glob(
+        "*.ipynb"
+    )
+)
 
 
 @pytest.mark.parametrize("notebook_page", NOTEBOOK_PAGES)
@@ -252,11 +296,17 @@ def test_notebook_markdown_cells_typeset_math(browser, site_url, notebook_page):
     cells = "article .jp-MarkdownCell .jp-RenderedMarkdown"
     n_cells = page.locator(cells).count()
     assert n_cells >= 2, f"expected the notebook's Markdown cells, found {n_cells}"
-    assert page.locator(f"{cells} mjx-container").count() >= 3, "no typeset math in the notebook's Markdown"
+    assert page.locator(f"{cells} mjx-container").count() >= 3, (
+        "no typeset math in the notebook's Markdown"
+    )
     text = prose_text(page, cells)
     assert_no_raw_tex(text, NOTEBOOK_PAGE)
-    assert "$" not in text, f"a raw $...$ is left in the notebook's Markdown: {text[text.index('$') - 40 :][:80]!r}"
-    assert page.locator("article .jp-OutputArea-output img").count() >= 1, "the notebook's figure is missing"
+    assert "$" not in text, (
+        f"a raw $...$ is left in the notebook's Markdown: {text[text.index('$') - 40 :][:80]!r}"
+    )
+    assert page.locator("article .jp-OutputArea-output img").count() >= 1, (
+        "the notebook's figure is missing"
+    )
     assert_clean(browser, page, NOTEBOOK_PAGE)
 
 
@@ -283,5 +333,9 @@ def test_the_router_blocks_and_reports_third_party_requests(browser, site_url):
     page.close()
     problems = browser.monitor.problems()
     browser.monitor.clear()
-    assert problems.get("blocked") == ["https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"]
-    assert any("ERR_BLOCKED_BY_CLIENT" in error for error in problems.get("console_errors", []))
+    assert problems.get("blocked") == [
+        "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"
+    ]
+    assert any(
+        "ERR_BLOCKED_BY_CLIENT" in error for error in problems.get("console_errors", [])
+    )

@@ -13,7 +13,9 @@ SNIPPETS = REPO / "snippets"
 
 def test_link_checker_reports_missing_pages_and_anchors(tmp_path: Path):
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "index.html").write_text('<h2 id="here">x</h2><a href="#here">ok</a><a href="#gone">bad</a>')
+    (tmp_path / "a" / "index.html").write_text(
+        '<h2 id="here">x</h2><a href="#here">ok</a><a href="#gone">bad</a>'
+    )
     (tmp_path / "index.html").write_text(
         '<a href="a/">ok</a><a href="a/#here">ok</a><a href="a/#nope">bad</a><a href="b/">bad</a>'
         '<a href="https://arxiv.org/abs/1">external</a><script src="js/missing.js"></script>'
@@ -79,12 +81,20 @@ def test_site_serves_every_snippet_module_whole(built_site):
     assert modules
     for module in modules:
         served = built_site / module.relative_to(REPO)
-        assert served.is_file(), f"{served.relative_to(built_site)} is not in the built site"
-        assert served.read_bytes() == module.read_bytes(), f"{served} differs from {module}"
+        assert served.is_file(), (
+            f"{served.relative_to(built_site)} is not in the built site"
+        )
+        assert served.read_bytes() == module.read_bytes(), (
+            f"{served} differs from {module}"
+        )
 
 
 def test_every_embedded_section_links_to_its_whole_module(built_site):
-    pages = [p for p in sorted((REPO / "docs").rglob("*.md")) if "includes" not in p.relative_to(REPO / "docs").parts]
+    pages = [
+        p
+        for p in sorted((REPO / "docs").rglob("*.md"))
+        if "includes" not in p.relative_to(REPO / "docs").parts
+    ]
     checked = 0
     for md in pages:
         embeds = markdown_embeds(md.read_text(encoding="utf-8"), md.name)
@@ -93,15 +103,23 @@ def test_every_embedded_section_links_to_its_whole_module(built_site):
         html_path = built_page(built_site, md)
         parser = _SnippetTitles()
         parser.feed(html_path.read_text(encoding="utf-8"))
-        titles = [(text, href) for text, href in parser.titles if re.fullmatch(r"snippets/[\w/]+\.py", text)]
+        titles = [
+            (text, href)
+            for text, href in parser.titles
+            if re.fullmatch(r"snippets/[\w/]+\.py", text)
+        ]
         for module in sorted({e.file for e in embeds}):
             links = [href for text, href in titles if text == module]
             want = sum(e.file == module for e in embeds)
-            assert len(links) >= want, f"{html_path}: {want} blocks embed {module}, {len(links)} titled ones found"
+            assert len(links) >= want, (
+                f"{html_path}: {want} blocks embed {module}, {len(links)} titled ones found"
+            )
             for href in links:
                 assert href, f"{html_path}: the title {module} is not a link"
                 target, _ = resolve_local(built_site, html_path, href)
-                assert target == (built_site / module).resolve(), f"{html_path}: {module} links to {href}"
+                assert target == (built_site / module).resolve(), (
+                    f"{html_path}: {module} links to {href}"
+                )
                 assert target.read_bytes() == (REPO / module).read_bytes()
                 checked += 1
     assert checked, "no embedded snippet section was found in the built pages"

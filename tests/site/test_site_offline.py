@@ -39,7 +39,12 @@ GOOD_HTML = """<!doctype html><html><head>
 
 
 def test_is_remote_tells_third_party_hosts_from_the_site_itself():
-    for url in ["https://cdn.jsdelivr.net/x.js", "http://example.org", "//fonts.gstatic.com/f.woff2", "wss://h/"]:
+    for url in [
+        "https://cdn.jsdelivr.net/x.js",
+        "http://example.org",
+        "//fonts.gstatic.com/f.woff2",
+        "wss://h/",
+    ]:
         assert is_remote(url), url
     for url in [
         "assets/x.js",
@@ -87,12 +92,21 @@ def test_auditor_accepts_hyperlinks_canonical_links_and_local_resources():
 
 
 def test_auditor_reads_standalone_css_and_js():
-    assert [f.url for f in audit_css("@import 'https://x.org/a.css';\n.a{src:url( //x.org/f.woff2 )}")] == [
+    assert [
+        f.url
+        for f in audit_css(
+            "@import 'https://x.org/a.css';\n.a{src:url( //x.org/f.woff2 )}"
+        )
+    ] == [
         "//x.org/f.woff2",
         "https://x.org/a.css",
     ]
     js = 'import{a as b}from"https://esm.sh/a";export * from "https://esm.sh/b";new Worker("https://x.org/w.js")'
-    assert sorted(f.url for f in audit_js(js)) == ["https://esm.sh/a", "https://esm.sh/b", "https://x.org/w.js"]
+    assert sorted(f.url for f in audit_js(js)) == [
+        "https://esm.sh/a",
+        "https://esm.sh/b",
+        "https://x.org/w.js",
+    ]
     assert audit_js('import{a}from"./a.js";const u="https://arxiv.org";fetch(u)') == []
 
 
@@ -100,7 +114,9 @@ def test_built_site_loads_nothing_from_a_third_party_host(built_site):
     audited = [p for p in built_site.rglob("*") if p.suffix in {".html", ".css", ".js"}]
     assert len(audited) > 20, "the audit found too few files: is this the built site?"
     findings = audit_site(built_site)
-    assert not findings, "third-party resources in the built site:\n" + "\n".join(map(str, findings))
+    assert not findings, "third-party resources in the built site:\n" + "\n".join(
+        map(str, findings)
+    )
 
 
 def test_notebook_pages_carry_no_cdn_scripts(built_site):
@@ -110,11 +126,22 @@ def test_notebook_pages_carry_no_cdn_scripts(built_site):
     for page in pages:
         html = page.read_text(encoding="utf-8")
         assert "jp-Notebook" in html, f"{page} was not rendered by mkdocs-jupyter"
-        for cdn in ("cdn.jsdelivr.net", "cdnjs.cloudflare.com", "unpkg.com", "require.js", "MathJax.Hub"):
-            assert cdn not in html, f"{page.relative_to(built_site)} still mentions {cdn}"
+        for cdn in (
+            "cdn.jsdelivr.net",
+            "cdnjs.cloudflare.com",
+            "unpkg.com",
+            "require.js",
+            "MathJax.Hub",
+        ):
+            assert cdn not in html, (
+                f"{page.relative_to(built_site)} still mentions {cdn}"
+            )
         # The JupyterLab theme (~570 kB) is one shared stylesheet, not inlined into every notebook page.
         assert '@charset "UTF-8";.jupyter-wrapper{' not in html
-        assert re.search(r'<link rel="stylesheet" href="[./]*assets/stylesheets/jupyter-\w+\.css">', html)
+        assert re.search(
+            r'<link rel="stylesheet" href="[./]*assets/stylesheets/jupyter-\w+\.css">',
+            html,
+        )
 
 
 def test_math_is_served_from_the_site(built_site):
@@ -123,4 +150,7 @@ def test_math_is_served_from_the_site(built_site):
     assert any((mathjax / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
     for page in ["unit1/forward-process/index.html", "index.html"]:
         html = (built_site / page).read_text(encoding="utf-8")
-        assert "assets/mathjax/tex-chtml.js" in html and "javascripts/mathjax-config.js" in html
+        assert (
+            "assets/mathjax/tex-chtml.js" in html
+            and "javascripts/mathjax-config.js" in html
+        )

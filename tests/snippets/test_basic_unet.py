@@ -30,7 +30,8 @@ def test_parameter_count_follows_the_layer_widths_for_other_channel_counts():
 
 
 @pytest.mark.parametrize(
-    "in_channels, out_channels, size", [(1, 1, (28, 28)), (1, 1, (32, 32)), (3, 2, (16, 24))]
+    "in_channels, out_channels, size",
+    [(1, 1, (28, 28)), (1, 1, (32, 32)), (3, 2, (16, 24))],
 )
 def test_output_has_the_input_resolution(in_channels, out_channels, size):
     x = torch.randn(2, in_channels, *size, generator=torch.Generator().manual_seed(0))

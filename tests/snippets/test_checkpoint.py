@@ -9,13 +9,30 @@ import pytest
 import torch
 
 from snippets import checkpoint as ckpt
-from snippets.checkpoint import generate, load_checkpoint, load_training_state, read_config, save_checkpoint
+from snippets.checkpoint import (
+    generate,
+    load_checkpoint,
+    load_training_state,
+    read_config,
+    save_checkpoint,
+)
 from snippets.unet import UNet
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = dict(sample_size=8, channels=(8, 16), num_res_blocks=1, attention_levels=(), num_groups=4, mid_attention=False)
-RUN = {"model_class": "UNet", "schedule": {"name": "cosine", "num_train_timesteps": 50},
-       "prediction_type": "v_prediction", "training": {}}
+TINY = dict(
+    sample_size=8,
+    channels=(8, 16),
+    num_res_blocks=1,
+    attention_levels=(),
+    num_groups=4,
+    mid_attention=False,
+)
+RUN = {
+    "model_class": "UNet",
+    "schedule": {"name": "cosine", "num_train_timesteps": 50},
+    "prediction_type": "v_prediction",
+    "training": {},
+}
 
 
 def _model(seed=0, **overrides):
@@ -31,9 +48,15 @@ def _stepped_optimizer(model):
 
 
 def _save(directory, model, step=3, optimizer=None, ema=None):
-    return save_checkpoint(directory, model, {**RUN, "model": model.config}, ema_state=ema,
-                           optimizer=optimizer, training_state={"step": step, "seconds": 1.5},
-                           tensors={"losses": torch.tensor([0.5, 0.25], dtype=torch.float64)})
+    return save_checkpoint(
+        directory,
+        model,
+        {**RUN, "model": model.config},
+        ema_state=ema,
+        optimizer=optimizer,
+        training_state={"step": step, "seconds": 1.5},
+        tensors={"losses": torch.tensor([0.5, 0.25], dtype=torch.float64)},
+    )
 
 
 def test_round_trip_restores_weights_ema_optimizer_and_scalars(tmp_path):
@@ -42,7 +65,12 @@ def test_round_trip_restores_weights_ema_optimizer_and_scalars(tmp_path):
     ema = {k: v + 1 for k, v in model.state_dict().items()}
     _save(tmp_path, model, optimizer=optimizer, ema=ema)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "config.json", "ema.safetensors", "model.safetensors", "training_state.json", "training_state.safetensors"]
+        "config.json",
+        "ema.safetensors",
+        "model.safetensors",
+        "training_state.json",
+        "training_state.safetensors",
+    ]
 
     loaded = load_checkpoint(tmp_path)  # the EMA weights, for sampling
     assert loaded.prediction_type == "v_prediction" and loaded.num_classes is None
@@ -56,13 +84,21 @@ def test_round_trip_restores_weights_ema_optimizer_and_scalars(tmp_path):
     fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
     fresh_ema = {k: torch.zeros_like(v) for k, v in fresh.state_dict().items()}
     state = load_training_state(tmp_path, fresh, fresh_opt, fresh_ema)
-    assert state["step"] == 3 and state["seconds"] == 1.5 and state["losses"] == [0.5, 0.25]
-    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in model.state_dict().items())
+    assert (
+        state["step"] == 3
+        and state["seconds"] == 1.5
+        and state["losses"] == [0.5, 0.25]
+    )
+    assert all(
+        torch.equal(fresh.state_dict()[k], v) for k, v in model.state_dict().items()
+    )
     assert all(torch.equal(fresh_ema[k], v) for k, v in ema.items())
     saved, restored = optimizer.state_dict()["state"], fresh_opt.state_dict()["state"]
     assert saved.keys() == restored.keys()
     for index, per_param in saved.items():
-        assert all(torch.equal(value, restored[index][key]) for key, value in per_param.items())
+        assert all(
+            torch.equal(value, restored[index][key]) for key, value in per_param.items()
+        )
     assert fresh_opt.state_dict()["param_groups"][0]["betas"] == (0.9, 0.999)
 
 
@@ -71,7 +107,9 @@ def test_no_file_is_a_pickle(tmp_path):
     _save(tmp_path, model, optimizer=_stepped_optimizer(model))
     for path in tmp_path.iterdir():
         head = path.read_bytes()[:2]
-        assert head != b"\x80\x04" and head != b"PK", f"{path.name} looks like a pickle / torch.save zip"
+        assert head != b"\x80\x04" and head != b"PK", (
+            f"{path.name} looks like a pickle / torch.save zip"
+        )
 
 
 def test_missing_folder_and_files_are_named(tmp_path):
@@ -79,7 +117,9 @@ def test_missing_folder_and_files_are_named(tmp_path):
         load_checkpoint(tmp_path / "nowhere")
     _save(tmp_path, _model())  # weights only: no training state
     with pytest.raises(FileNotFoundError, match="training_state.json is missing"):
-        load_training_state(tmp_path, _model(), torch.optim.AdamW(_model().parameters()), {})
+        load_training_state(
+            tmp_path, _model(), torch.optim.AdamW(_model().parameters()), {}
+        )
     (tmp_path / "ema.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="ema.safetensors is missing"):
         load_checkpoint(tmp_path)
@@ -111,7 +151,10 @@ def test_weights_that_do_not_match_the_config_are_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="does not match the model.*other shapes"):
         load_checkpoint(tmp_path)
-    config["model"]["channels"] = [8, 17]  # not a multiple of num_groups: the UNet refuses it
+    config["model"]["channels"] = [
+        8,
+        17,
+    ]  # not a multiple of num_groups: the UNet refuses it
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="invalid model or schedule config"):
         load_checkpoint(tmp_path)
@@ -134,10 +177,18 @@ def test_interrupted_save_is_detected_and_old_files_survive(tmp_path, monkeypatc
         _save(tmp_path, model, step=2, optimizer=_stepped_optimizer(model))
     monkeypatch.undo()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-save-")]
-    assert load_checkpoint(tmp_path).config["step"] == 1  # the sampling files are still the old, whole ones
-    with pytest.raises(ValueError, match="mixes two saves"):  # but the training state was half replaced
-        load_training_state(tmp_path, _model(), torch.optim.AdamW(_model().parameters()),
-                            {k: v.clone() for k, v in model.state_dict().items()})
+    assert (
+        load_checkpoint(tmp_path).config["step"] == 1
+    )  # the sampling files are still the old, whole ones
+    with pytest.raises(
+        ValueError, match="mixes two saves"
+    ):  # but the training state was half replaced
+        load_training_state(
+            tmp_path,
+            _model(),
+            torch.optim.AdamW(_model().parameters()),
+            {k: v.clone() for k, v in model.state_dict().items()},
+        )
 
 
 def test_generate_checks_labels_and_sampler(tmp_path):
@@ -147,22 +198,34 @@ def test_generate_checks_labels_and_sampler(tmp_path):
         generate(loaded, 2, sampler="plms")
     with pytest.raises(ValueError, match="unconditional"):
         generate(loaded, 2, class_labels=torch.tensor([0, 1]))
-    x = generate(loaded, 3, "ddim", 4, generator=torch.Generator().manual_seed(0), batch_size=2)
+    x = generate(
+        loaded, 3, "ddim", 4, generator=torch.Generator().manual_seed(0), batch_size=2
+    )
     assert x.shape == (3, 1, 8, 8) and torch.isfinite(x).all()
-    assert torch.equal(x, generate(loaded, 3, "ddim", 4, generator=torch.Generator().manual_seed(0)))
+    assert torch.equal(
+        x, generate(loaded, 3, "ddim", 4, generator=torch.Generator().manual_seed(0))
+    )
 
 
 def test_copy_for_sampling_keeps_config_and_ema_only(tmp_path):
     model = _model()
     _save(tmp_path / "run", model, optimizer=_stepped_optimizer(model))
     ckpt.copy_for_sampling(tmp_path / "run", tmp_path / "ship")
-    assert sorted(p.name for p in (tmp_path / "ship").iterdir()) == ["config.json", "ema.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "ship").iterdir()) == [
+        "config.json",
+        "ema.safetensors",
+    ]
     assert load_checkpoint(tmp_path / "ship").config["step"] == 3
 
 
 def test_shipped_digits_checkpoint_loads_and_samples():
     loaded = load_checkpoint(ROOT / "checkpoints" / "digits")
-    assert loaded.model.config["sample_size"] == 16 and loaded.model.config["in_channels"] == 1
-    x = generate(loaded, 4, "dpmsolver++", 5, generator=torch.Generator().manual_seed(0))
+    assert (
+        loaded.model.config["sample_size"] == 16
+        and loaded.model.config["in_channels"] == 1
+    )
+    x = generate(
+        loaded, 4, "dpmsolver++", 5, generator=torch.Generator().manual_seed(0)
+    )
     assert x.shape == (4, 1, 16, 16) and torch.isfinite(x).all()
     assert (ROOT / "checkpoints" / "digits" / "README.md").is_file()

@@ -7,7 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from snippets.data import load_data, load_digits, load_hf_dataset, load_image_folder, load_sample_photos, save_grid
+from snippets.data import (
+    load_data,
+    load_digits,
+    load_hf_dataset,
+    load_image_folder,
+    load_sample_photos,
+    save_grid,
+)
 
 
 def test_digits_are_scaled_resized_and_split_once():
@@ -19,7 +26,9 @@ def test_digits_are_scaled_resized_and_split_once():
     # the split is fixed by the seed and the two halves do not overlap
     assert torch.equal(load_digits("test")[0], test_x)
     flat = {tuple(v.tolist()) for v in load_digits("train", image_size=8)[0].flatten(1)}
-    assert not flat & {tuple(v.tolist()) for v in load_digits("test", image_size=8)[0].flatten(1)}
+    assert not flat & {
+        tuple(v.tolist()) for v in load_digits("test", image_size=8)[0].flatten(1)
+    }
     assert not torch.equal(load_digits("test", seed=1)[0], test_x)
 
 
@@ -27,11 +36,15 @@ def test_digits_at_8x8_are_the_original_pixels_scaled():
     from sklearn.datasets import load_digits as sklearn_digits
 
     x, _ = load_digits("all", image_size=8)
-    expected = torch.tensor(sklearn_digits().images, dtype=torch.float32)[:, None] / 8 - 1
+    expected = (
+        torch.tensor(sklearn_digits().images, dtype=torch.float32)[:, None] / 8 - 1
+    )
     assert torch.equal(x, expected)
 
 
-@pytest.mark.parametrize("kwargs", [dict(split="val"), dict(test_fraction=1.0), dict(image_size=0)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(split="val"), dict(test_fraction=1.0), dict(image_size=0)]
+)
 def test_digits_reject_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         load_digits(**kwargs)
@@ -60,7 +73,12 @@ def test_image_folder_resizes_center_crops_and_scales(tmp_path):
     assert x.shape == (2, 3, 10, 10)
     assert torch.allclose(x[0], torch.ones(3, 10, 10), atol=0.02)  # the white middle
     assert torch.allclose(x[1], torch.full((3, 10, 10), 128 / 127.5 - 1), atol=0.02)
-    assert load_image_folder(tmp_path / "imgs", image_size=4, channels=1).shape == (2, 1, 4, 4)
+    assert load_image_folder(tmp_path / "imgs", image_size=4, channels=1).shape == (
+        2,
+        1,
+        4,
+        4,
+    )
 
 
 def test_image_folder_errors_name_the_problem(tmp_path):
@@ -79,14 +97,25 @@ def test_hf_dataset_saved_to_disk_loads_with_labels(tmp_path):
     import datasets
 
     images = [Image.fromarray(np.full((12, 12, 3), v, np.uint8)) for v in (0, 255, 51)]
-    datasets.Dataset.from_dict({"img": images, "label": [2, 0, 1]}).save_to_disk(str(tmp_path / "ds"))
-    x, y = load_hf_dataset(tmp_path / "ds", image_size=8, image_column="img", label_column="label")
+    datasets.Dataset.from_dict({"img": images, "label": [2, 0, 1]}).save_to_disk(
+        str(tmp_path / "ds")
+    )
+    x, y = load_hf_dataset(
+        tmp_path / "ds", image_size=8, image_column="img", label_column="label"
+    )
     assert x.shape == (3, 3, 8, 8) and y.tolist() == [2, 0, 1]
-    assert torch.allclose(x[:, 0, 0, 0], torch.tensor([-1.0, 1.0, 51 / 127.5 - 1]), atol=1e-6)
+    assert torch.allclose(
+        x[:, 0, 0, 0], torch.tensor([-1.0, 1.0, 51 / 127.5 - 1]), atol=1e-6
+    )
     with pytest.raises(ValueError, match="no column 'image'"):
         load_hf_dataset(tmp_path / "ds")
     # load_data tells a saved dataset from a folder of images
-    assert load_data(str(tmp_path / "ds"), 8, 1, "img", "label")[0].shape == (3, 1, 8, 8)
+    assert load_data(str(tmp_path / "ds"), 8, 1, "img", "label")[0].shape == (
+        3,
+        1,
+        8,
+        8,
+    )
     _write_pngs(tmp_path / "imgs")
     x, y = load_data(str(tmp_path / "imgs"), image_size=6)
     assert x.shape == (2, 3, 6, 6) and y is None

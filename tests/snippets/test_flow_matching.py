@@ -46,8 +46,12 @@ def test_sigmas_and_timesteps_match_diffusers(shift, n):
     scheduler.set_timesteps(n)
     sigmas, timesteps = flow_match_sigmas(n, shift=shift)
     assert (sigmas - scheduler.sigmas).abs().max() <= 1e-6
-    assert (timesteps - scheduler.timesteps).abs().max() <= 1e-3  # timesteps are in [0, 1000]
+    assert (
+        timesteps - scheduler.timesteps
+    ).abs().max() <= 1e-3  # timesteps are in [0, 1000]
     assert sigmas[0] == 1.0 and sigmas[-1] == 0.0
+
+
 # --8<-- [end:test-flow-sigmas]
 
 
@@ -70,7 +74,11 @@ def test_flow_path_endpoints_in_both_conventions():
     # Lipman / Liu: t = 0 is noise, t = 1 is data (up to sigma_min * noise)
     assert torch.equal(flow_path(data, noise, zeros, "paper"), noise)
     assert torch.equal(flow_path(data, noise, ones, "paper"), data)
-    assert torch.allclose(flow_path(data, noise, ones, "paper", sigma_min=0.01), data + 0.01 * noise)
+    assert torch.allclose(
+        flow_path(data, noise, ones, "paper", sigma_min=0.01), data + 0.01 * noise
+    )
+
+
 # --8<-- [end:test-flow-path]
 
 
@@ -78,16 +86,27 @@ def test_velocity_is_the_time_derivative_of_the_path():
     data, noise = _pair(2)
     t, h = torch.tensor([0.1, 0.5, 0.8]), 1e-3
     for convention, sigma_min in [("diffusers", 0.0), ("paper", 0.0), ("paper", 0.05)]:
-        dx_dt = (flow_path(data, noise, t + h, convention, sigma_min)
-                 - flow_path(data, noise, t - h, convention, sigma_min)) / (2 * h)
-        assert torch.allclose(dx_dt, velocity_target(data, noise, convention, sigma_min), atol=1e-3)
+        dx_dt = (
+            flow_path(data, noise, t + h, convention, sigma_min)
+            - flow_path(data, noise, t - h, convention, sigma_min)
+        ) / (2 * h)
+        assert torch.allclose(
+            dx_dt, velocity_target(data, noise, convention, sigma_min), atol=1e-3
+        )
 
 
 def test_the_two_conventions_are_the_same_path_run_backwards():
     data, noise = _pair(3)
     t = torch.tensor([0.0, 0.3, 0.9])
-    assert torch.allclose(flow_path(data, noise, t), flow_path(data, noise, paper_time(t), "paper"), atol=1e-6)
-    assert torch.equal(velocity_target(data, noise, "paper"), paper_velocity(velocity_target(data, noise)))
+    assert torch.allclose(
+        flow_path(data, noise, t),
+        flow_path(data, noise, paper_time(t), "paper"),
+        atol=1e-6,
+    )
+    assert torch.equal(
+        velocity_target(data, noise, "paper"),
+        paper_velocity(velocity_target(data, noise)),
+    )
 
 
 def test_loss_is_zero_for_the_exact_target_and_x0_is_recoverable():
@@ -97,9 +116,13 @@ def test_loss_is_zero_for_the_exact_target_and_x0_is_recoverable():
     assert flow_matching_loss(oracle, data, t=t, noise=noise).item() == 0.0
     zero = lambda x_t, timestep: torch.zeros_like(x_t)  # noqa: E731
     expected = ((noise - data) ** 2).mean().item()
-    assert flow_matching_loss(zero, data, t=t, noise=noise).item() == pytest.approx(expected, rel=1e-6)
+    assert flow_matching_loss(zero, data, t=t, noise=noise).item() == pytest.approx(
+        expected, rel=1e-6
+    )
     x_t = flow_path(data, noise, t)
-    assert torch.allclose(predict_x0_from_velocity(velocity_target(data, noise), x_t, t), data, atol=1e-5)
+    assert torch.allclose(
+        predict_x0_from_velocity(velocity_target(data, noise), x_t, t), data, atol=1e-5
+    )
 
 
 def test_loss_gives_the_network_diffusers_timesteps():
@@ -127,6 +150,8 @@ def test_euler_sampler_matches_flow_match_euler_discrete_scheduler():
             x = scheduler.step(net(x, t.expand(2)), t, x).prev_sample
             assert (ours[i] - x).abs().max() <= 1e-5
     assert (ours[-1] - x).abs().max() <= 1e-4
+
+
 # --8<-- [end:test-flow-euler-parity]
 
 
@@ -142,6 +167,8 @@ def test_exact_velocity_transports_a_point_mass_along_the_straight_line():
     for x, t in zip(xs, sigmas[1:]):
         assert torch.allclose(x, (1 - t) * x_star + t * noise, atol=1e-5)
     assert torch.allclose(xs[-1], x_star, atol=1e-6)
+
+
 # --8<-- [end:test-flow-point-mass]
 
 
@@ -158,14 +185,22 @@ def test_custom_sigmas_override_the_schedule():
     noise, _ = _pair(8, (1, 1, 4, 4))
     sigmas, _ = flow_match_sigmas(6, shift=2.0)
     with torch.no_grad():
-        assert torch.equal(flow_sample(net, noise, 6, shift=2.0), flow_sample(net, noise, 99, sigmas=sigmas))
+        assert torch.equal(
+            flow_sample(net, noise, 6, shift=2.0),
+            flow_sample(net, noise, 99, sigmas=sigmas),
+        )
 
 
 @pytest.mark.parametrize(
     "call, match",
     [
         (lambda: flow_path(*_pair(0), torch.zeros(3), "lipman"), "convention"),
-        (lambda: flow_path(torch.zeros(3, 1, 2, 2), torch.zeros(2, 1, 2, 2), torch.zeros(3)), "same shape"),
+        (
+            lambda: flow_path(
+                torch.zeros(3, 1, 2, 2), torch.zeros(2, 1, 2, 2), torch.zeros(3)
+            ),
+            "same shape",
+        ),
         (lambda: flow_path(*_pair(0), torch.tensor([0.0, 0.5, 1.5])), r"\[0, 1\]"),
         (lambda: flow_path(*_pair(0), torch.zeros(2)), "shape"),
         (lambda: flow_path(*_pair(0), torch.zeros(3), sigma_min=0.1), "sigma_min"),
@@ -173,10 +208,24 @@ def test_custom_sigmas_override_the_schedule():
         (lambda: shift_sigmas(torch.zeros(3), 0.0), "shift"),
         (lambda: flow_match_sigmas(0), "num_inference_steps"),
         (lambda: flow_match_sigmas(4, num_train_timesteps=0), "num_train_timesteps"),
-        (lambda: flow_sample(TinyVelocityNet(), torch.zeros(1, 1, 2, 2), 2, sigmas=torch.tensor([0.0, 1.0])),
-         "decreasing"),
-        (lambda: flow_sample(TinyVelocityNet(), torch.zeros(1, 1, 2, 2), 2, sigmas=torch.tensor([2.0, 0.0])),
-         r"\[0, 1\]"),
+        (
+            lambda: flow_sample(
+                TinyVelocityNet(),
+                torch.zeros(1, 1, 2, 2),
+                2,
+                sigmas=torch.tensor([0.0, 1.0]),
+            ),
+            "decreasing",
+        ),
+        (
+            lambda: flow_sample(
+                TinyVelocityNet(),
+                torch.zeros(1, 1, 2, 2),
+                2,
+                sigmas=torch.tensor([2.0, 0.0]),
+            ),
+            r"\[0, 1\]",
+        ),
     ],
 )
 def test_bad_input_raises_a_clear_value_error(call, match):

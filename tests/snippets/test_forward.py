@@ -17,7 +17,12 @@ from snippets.forward import (
 )
 from snippets.schedules import SCHEDULE_NAMES, NoiseSchedule
 
-DIFFUSERS_NAME = {"linear": "linear", "scaled_linear": "scaled_linear", "cosine": "squaredcos_cap_v2", "sigmoid": "sigmoid"}
+DIFFUSERS_NAME = {
+    "linear": "linear",
+    "scaled_linear": "scaled_linear",
+    "cosine": "squaredcos_cap_v2",
+    "sigmoid": "sigmoid",
+}
 
 
 def make_batch(shape=(4, 1, 4, 4), seed=0):
@@ -51,14 +56,18 @@ def test_v_target_matches_diffusers_get_velocity(name):
 def test_epsilon_and_sample_targets_are_the_noise_and_the_image():
     schedule = NoiseSchedule.from_name("linear")
     x0, noise, t = make_batch()
-    assert torch.equal(training_target(x0, noise, t, schedule.alpha_bar, "epsilon"), noise)
+    assert torch.equal(
+        training_target(x0, noise, t, schedule.alpha_bar, "epsilon"), noise
+    )
     assert torch.equal(training_target(x0, noise, t, schedule.alpha_bar, "sample"), x0)
 
 
 def test_q_sample_keeps_the_image_at_t0_and_gives_noise_at_the_last_step():
     schedule = NoiseSchedule.from_name("linear")
     x0, noise, _ = make_batch(shape=(8, 1, 8, 8))
-    first = q_sample(x0, torch.zeros(8, dtype=torch.long), schedule.alpha_bar, noise=noise)
+    first = q_sample(
+        x0, torch.zeros(8, dtype=torch.long), schedule.alpha_bar, noise=noise
+    )
     last = q_sample(x0, torch.full((8,), 999), schedule.alpha_bar, noise=noise)
     assert (first - x0).abs().max() < 0.05  # sqrt(1 - alpha_bar_0) = 0.01
     assert (last - noise).abs().max() < 0.02  # sqrt(alpha_bar_999) = 0.006
@@ -100,7 +109,9 @@ def test_predict_x0_and_eps_inverts_the_training_target(prediction_type):
     t = torch.tensor([10, 200, 600, 900])
     x_t = q_sample(x0, t, schedule.alpha_bar, noise=noise)
     target = training_target(x0, noise, t, schedule.alpha_bar, prediction_type)
-    x0_hat, eps_hat = predict_x0_and_eps(target, x_t, t, schedule.alpha_bar, prediction_type)
+    x0_hat, eps_hat = predict_x0_and_eps(
+        target, x_t, t, schedule.alpha_bar, prediction_type
+    )
     assert (x0_hat - x0).abs().max() < 1e-3
     assert (eps_hat - noise).abs().max() < 1e-3
 
@@ -112,8 +123,12 @@ def test_predict_x0_matches_diffusers_ddpm_pred_original_sample(prediction_type)
     x0, noise, _ = make_batch(shape=(1, 1, 4, 4))
     x_t = q_sample(x0, torch.tensor([400]), schedule.alpha_bar, noise=noise)
     model_output = 0.5 * noise + 0.1
-    theirs = scheduler.step(model_output, 400, x_t, generator=torch.Generator().manual_seed(0)).pred_original_sample
-    ours, _ = predict_x0_and_eps(model_output, x_t, torch.tensor([400]), schedule.alpha_bar, prediction_type)
+    theirs = scheduler.step(
+        model_output, 400, x_t, generator=torch.Generator().manual_seed(0)
+    ).pred_original_sample
+    ours, _ = predict_x0_and_eps(
+        model_output, x_t, torch.tensor([400]), schedule.alpha_bar, prediction_type
+    )
     assert (ours - theirs).abs().max() <= 1e-5
 
 
@@ -121,12 +136,16 @@ def test_posterior_variance_lies_between_the_two_ddpm_bounds():
     schedule = NoiseSchedule.from_name("linear")
     x = torch.zeros(1, 1, 1, 1)
     t = torch.arange(1000)
-    _, var = q_posterior_mean_variance(x.expand(1000, 1, 1, 1), x.expand(1000, 1, 1, 1), t, schedule.alpha_bar)
+    _, var = q_posterior_mean_variance(
+        x.expand(1000, 1, 1, 1), x.expand(1000, 1, 1, 1), t, schedule.alpha_bar
+    )
     var = var.flatten()
     # \tilde\beta_0 = 0 (nothing left to add), and 0 < \tilde\beta_t <= \beta_t afterwards (Ho et al. 2020, Sec. 3.2)
     assert var[0] == 0
     # (float32: beta_t recomputed from alpha_bar differs from the stored one by ~1e-3 relative at small t)
-    assert bool((var[1:] > 0).all()) and bool((var[1:] <= schedule.betas[1:] * (1 + 1e-3)).all())
+    assert bool((var[1:] > 0).all()) and bool(
+        (var[1:] <= schedule.betas[1:] * (1 + 1e-3)).all()
+    )
     # for large t the two bounds nearly coincide; for small t they differ a lot
     assert var[-1] / schedule.betas[-1] > 0.99 and var[1] / schedule.betas[1] < 0.6
 
@@ -142,7 +161,9 @@ def test_posterior_mean_and_variance_match_bayes_rule(t):
     a_bar_prev = alpha_bar[t - 1]
     beta = 1 - alpha_bar[t] / a_bar_prev
     expected_var = 1 / (1 / (1 - a_bar_prev) + (1 - beta) / beta)
-    expected_mean = expected_var * (a_bar_prev.sqrt() * x0 / (1 - a_bar_prev) + (1 - beta).sqrt() * x_t / beta)
+    expected_mean = expected_var * (
+        a_bar_prev.sqrt() * x0 / (1 - a_bar_prev) + (1 - beta).sqrt() * x_t / beta
+    )
     mean, var = q_posterior_mean_variance(x0, x_t, torch.tensor([t]), alpha_bar)
     assert var.item() == pytest.approx(expected_var.item(), rel=1e-9)
     assert (mean - expected_mean).abs().max() < 1e-9
@@ -153,12 +174,18 @@ def test_posterior_with_t_prev_jumps_over_skipped_steps():
     x0, noise, _ = make_batch(shape=(1, 1, 4, 4))
     x_t = q_sample(x0, torch.tensor([600]), schedule.alpha_bar, noise=noise)
     # a jump 600 -> 400 is the posterior of the two-step chain with alpha = alpha_bar_600 / alpha_bar_400
-    mean, var = q_posterior_mean_variance(x0, x_t, torch.tensor([600]), schedule.alpha_bar, t_prev=torch.tensor([400]))
+    mean, var = q_posterior_mean_variance(
+        x0, x_t, torch.tensor([600]), schedule.alpha_bar, t_prev=torch.tensor([400])
+    )
     a_t, a_prev = schedule.alpha_bar[600], schedule.alpha_bar[400]
     beta = 1 - a_t / a_prev
-    assert var.item() == pytest.approx(((1 - a_prev) / (1 - a_t) * beta).item(), rel=1e-5)
+    assert var.item() == pytest.approx(
+        ((1 - a_prev) / (1 - a_t) * beta).item(), rel=1e-5
+    )
     # with t_prev = -1 the posterior is the clean image itself
-    mean0, var0 = q_posterior_mean_variance(x0, x_t, torch.tensor([600]), schedule.alpha_bar, t_prev=torch.tensor([-1]))
+    mean0, var0 = q_posterior_mean_variance(
+        x0, x_t, torch.tensor([600]), schedule.alpha_bar, t_prev=torch.tensor([-1])
+    )
     assert torch.allclose(mean0, x0, atol=1e-5) and var0.item() == 0
 
 
@@ -172,7 +199,9 @@ def test_corrupt_is_the_course_linear_mix_with_uniform_noise():
     assert torch.equal(out[0], x[0]) and torch.equal(out[2], noise[2])
     assert torch.allclose(out[1], 0.7 * x[1] + 0.3 * noise[1])
     drawn = corrupt(x, torch.ones(3), generator=torch.Generator().manual_seed(1))
-    assert drawn.min() >= 0 and drawn.max() < 1 and drawn.std() > 0.2  # uniform noise in [0, 1)
+    assert (
+        drawn.min() >= 0 and drawn.max() < 1 and drawn.std() > 0.2
+    )  # uniform noise in [0, 1)
 
 
 def test_corrupt_rejects_bad_amount():
@@ -213,9 +242,17 @@ def test_mismatched_noise_or_model_output_shapes_raise():
     schedule = NoiseSchedule.from_name("linear")
     x0 = torch.zeros(2, 1, 4, 4)
     with pytest.raises(ValueError, match="noise has shape"):
-        q_sample(x0, torch.tensor([1, 2]), schedule.alpha_bar, noise=torch.zeros(2, 1, 4, 1))
+        q_sample(
+            x0, torch.tensor([1, 2]), schedule.alpha_bar, noise=torch.zeros(2, 1, 4, 1)
+        )
     with pytest.raises(ValueError, match="model output has shape"):
-        predict_x0_and_eps(torch.zeros(2, 2, 4, 4), x0, torch.tensor([1, 2]), schedule.alpha_bar, "epsilon")
+        predict_x0_and_eps(
+            torch.zeros(2, 2, 4, 4),
+            x0,
+            torch.tensor([1, 2]),
+            schedule.alpha_bar,
+            "epsilon",
+        )
 
 
 def test_unknown_prediction_type_raises():
@@ -241,7 +278,9 @@ def test_gaussian_noise_is_drawn_on_the_generators_device_and_moved_to_x():
 
     x = torch.zeros(4, 1, 8, 8, dtype=torch.float64)
     a = gaussian_noise(x, torch.Generator().manual_seed(3))
-    b = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    b = torch.randn(
+        x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64
+    )
     assert a.dtype == torch.float64 and torch.equal(a, b)
     # a CPU generator with a tensor on another device (meta stands in for a GPU) must not fail
     on_meta = gaussian_noise(x.to("meta"), torch.Generator().manual_seed(3))

@@ -15,23 +15,38 @@ from snippets.schedules import (
     snr,
 )
 
-DIFFUSERS_NAME = {"linear": "linear", "scaled_linear": "scaled_linear", "cosine": "squaredcos_cap_v2", "sigmoid": "sigmoid"}
+DIFFUSERS_NAME = {
+    "linear": "linear",
+    "scaled_linear": "scaled_linear",
+    "cosine": "squaredcos_cap_v2",
+    "sigmoid": "sigmoid",
+}
 
 
 @pytest.mark.parametrize("rescale", [False, True])
 @pytest.mark.parametrize("name", SCHEDULE_NAMES)
 def test_schedule_matches_diffusers_ddpm_scheduler(name, rescale):
     ours = NoiseSchedule.from_name(name, rescale_zero_terminal_snr=rescale)
-    theirs = DDPMScheduler(beta_schedule=DIFFUSERS_NAME[name], rescale_betas_zero_snr=rescale)
-    for ours_t, theirs_t in [(ours.betas, theirs.betas), (ours.alphas, theirs.alphas), (ours.alpha_bar, theirs.alphas_cumprod)]:
+    theirs = DDPMScheduler(
+        beta_schedule=DIFFUSERS_NAME[name], rescale_betas_zero_snr=rescale
+    )
+    for ours_t, theirs_t in [
+        (ours.betas, theirs.betas),
+        (ours.alphas, theirs.alphas),
+        (ours.alpha_bar, theirs.alphas_cumprod),
+    ]:
         assert ours_t.dtype == torch.float32
         assert (ours_t - theirs_t).abs().max() <= 1e-7
 
 
 @pytest.mark.parametrize("name", ["linear", "scaled_linear", "sigmoid"])
 def test_schedule_matches_diffusers_with_other_sizes_and_betas(name):
-    ours = NoiseSchedule.from_name(name, num_train_timesteps=250, beta_start=0.00085, beta_end=0.012)
-    theirs = DDPMScheduler(num_train_timesteps=250, beta_start=0.00085, beta_end=0.012, beta_schedule=name)
+    ours = NoiseSchedule.from_name(
+        name, num_train_timesteps=250, beta_start=0.00085, beta_end=0.012
+    )
+    theirs = DDPMScheduler(
+        num_train_timesteps=250, beta_start=0.00085, beta_end=0.012, beta_schedule=name
+    )
     assert ours.num_train_timesteps == 250
     assert (ours.alpha_bar - theirs.alphas_cumprod).abs().max() <= 1e-7
 
@@ -45,7 +60,9 @@ def test_alpha_bar_strictly_decreasing_in_unit_interval(name):
     assert bool((a[1:] < a[:-1]).all())
     # \alpha = 1 - \beta and \bar\alpha is their running product
     assert torch.allclose(schedule.alphas, 1 - schedule.betas)
-    assert torch.allclose(a, torch.cumprod(schedule.alphas.double(), 0).float(), rtol=1e-5)
+    assert torch.allclose(
+        a, torch.cumprod(schedule.alphas.double(), 0).float(), rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("name", SCHEDULE_NAMES)
@@ -86,14 +103,20 @@ def test_bad_number_of_train_timesteps_raises(T):
         NoiseSchedule.from_name("linear", num_train_timesteps=T)
 
 
-@pytest.mark.parametrize("betas", [torch.tensor([0.1, 0.0, 0.2]), torch.tensor([0.1, 1.5]), torch.ones(2, 2) * 0.1])
+@pytest.mark.parametrize(
+    "betas",
+    [torch.tensor([0.1, 0.0, 0.2]), torch.tensor([0.1, 1.5]), torch.ones(2, 2) * 0.1],
+)
 def test_from_betas_rejects_bad_betas(betas):
     with pytest.raises(ValueError, match="beta"):
         NoiseSchedule.from_betas(betas)
 
 
 @pytest.mark.parametrize("spacing", TIMESTEP_SPACINGS)
-@pytest.mark.parametrize(("T", "N"), [(1000, 1), (1000, 7), (1000, 10), (1000, 50), (1000, 1000), (999, 10), (50, 49)])
+@pytest.mark.parametrize(
+    ("T", "N"),
+    [(1000, 1), (1000, 7), (1000, 10), (1000, 50), (1000, 1000), (999, 10), (50, 49)],
+)
 def test_inference_timesteps_match_diffusers_set_timesteps(T, N, spacing):
     scheduler = DDPMScheduler(num_train_timesteps=T, timestep_spacing=spacing)
     scheduler.set_timesteps(N)
@@ -111,7 +134,10 @@ def test_trailing_starts_at_pure_noise_and_leading_does_not():
 
 @pytest.mark.parametrize("N", [0, 1001, 2.5])
 def test_more_inference_steps_than_training_steps_raises(N):
-    with pytest.raises(ValueError, match="num_inference_steps must be an integer between 1 and num_train_timesteps=1000"):
+    with pytest.raises(
+        ValueError,
+        match="num_inference_steps must be an integer between 1 and num_train_timesteps=1000",
+    ):
         inference_timesteps(1000, N, "leading")
 
 
@@ -122,12 +148,23 @@ def test_unknown_spacing_raises():
 
 @pytest.mark.parametrize("rescale", [False, True])
 def test_sigma_from_alpha_bar_matches_diffusers_sigmas(rescale):
-    schedule = NoiseSchedule.from_name("scaled_linear", beta_start=0.00085, beta_end=0.012, rescale_zero_terminal_snr=rescale)
+    schedule = NoiseSchedule.from_name(
+        "scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        rescale_zero_terminal_snr=rescale,
+    )
     euler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", rescale_betas_zero_snr=rescale
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        rescale_betas_zero_snr=rescale,
     )
     dpm = DPMSolverMultistepScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", rescale_betas_zero_snr=rescale
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        rescale_betas_zero_snr=rescale,
     )
     sigma = sigma_from_alpha_bar(schedule.alpha_bar)
     assert torch.isfinite(sigma).all()
@@ -135,4 +172,6 @@ def test_sigma_from_alpha_bar_matches_diffusers_sigmas(rescale):
     assert torch.equal(sigma, dpm.sigmas)
     # x_t / sqrt(alpha_bar) = x_0 + sigma * eps: sigma^2 = 1 / SNR
     if not rescale:
-        assert torch.allclose(sigma**2 * snr(schedule.alpha_bar), torch.ones(1000), rtol=1e-4)
+        assert torch.allclose(
+            sigma**2 * snr(schedule.alpha_bar), torch.ones(1000), rtol=1e-4
+        )

@@ -60,22 +60,33 @@ def test_scratch_loss_is_zero_for_a_perfect_model_and_no_noise():
 
 def test_scratch_loss_draws_amount_and_noise_from_the_generator():
     x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
-    losses = [scratch_loss(Identity(), x, generator=torch.Generator().manual_seed(s)) for s in (5, 5, 6)]
+    losses = [
+        scratch_loss(Identity(), x, generator=torch.Generator().manual_seed(s))
+        for s in (5, 5, 6)
+    ]
     assert losses[0] == losses[1]
     assert losses[0] != losses[2]
 
 
 def test_tiny_training_run_loss_falls(small_digits):
     torch.manual_seed(0)
-    losses = train_basic_unet(BasicUNet(), small_digits[:64], n_epochs=4, batch_size=16,
-                              generator=torch.Generator().manual_seed(0), progress_bar=False)
+    losses = train_basic_unet(
+        BasicUNet(),
+        small_digits[:64],
+        n_epochs=4,
+        batch_size=16,
+        generator=torch.Generator().manual_seed(0),
+        progress_bar=False,
+    )
     assert len(losses) == 4 * 4
     first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4  # first and last epoch
     assert last < 0.7 * first, (first, last)
 
 
 def test_steps_per_epoch_count_the_last_partial_batch(small_digits):
-    losses = train_basic_unet(Identity(), small_digits, n_epochs=2, batch_size=40, progress_bar=False)
+    losses = train_basic_unet(
+        Identity(), small_digits, n_epochs=2, batch_size=40, progress_bar=False
+    )
     assert len(losses) == 2 * math.ceil(96 / 40)
 
 
@@ -84,8 +95,14 @@ def test_same_seed_same_run_other_seed_other_run(small_digits):
     for seed in (0, 0, 1):
         torch.manual_seed(0)  # same initial weights in all three runs
         model = BasicUNet()
-        losses = train_basic_unet(model, small_digits[:32], n_epochs=2, batch_size=16,
-                                  generator=torch.Generator().manual_seed(seed), progress_bar=False)
+        losses = train_basic_unet(
+            model,
+            small_digits[:32],
+            n_epochs=2,
+            batch_size=16,
+            generator=torch.Generator().manual_seed(seed),
+            progress_bar=False,
+        )
         runs.append((losses, model.state_dict()))
     (l0, w0), (l1, w1), (l2, _) = runs
     assert l0 == l1

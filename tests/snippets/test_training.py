@@ -27,7 +27,14 @@ from snippets.training import (
 from snippets.unet import UNet
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = dict(sample_size=16, channels=(8, 16), num_res_blocks=1, attention_levels=(), num_groups=4, mid_attention=False)
+TINY = dict(
+    sample_size=16,
+    channels=(8, 16),
+    num_res_blocks=1,
+    attention_levels=(),
+    num_groups=4,
+    mid_attention=False,
+)
 
 
 def tiny_unet(seed: int = 0, **overrides) -> UNet:
@@ -43,8 +50,16 @@ def digits():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(), dict(steps=0), dict(minutes=-1), dict(steps=5, prediction_type="x0"), dict(steps=5, ema_decay=1.0),
-     dict(steps=5, p_uncond=1.5), dict(steps=5, min_snr_gamma=0.0), dict(steps=5, mixed_precision="fp8")],
+    [
+        dict(),
+        dict(steps=0),
+        dict(minutes=-1),
+        dict(steps=5, prediction_type="x0"),
+        dict(steps=5, ema_decay=1.0),
+        dict(steps=5, p_uncond=1.5),
+        dict(steps=5, min_snr_gamma=0.0),
+        dict(steps=5, mixed_precision="fp8"),
+    ],
 )
 def test_train_config_rejects_bad_values(kwargs):
     with pytest.raises(ValueError):
@@ -52,14 +67,20 @@ def test_train_config_rejects_bad_values(kwargs):
 
 
 def test_min_snr_weights_match_the_x0_weighting_for_every_target():
-    alpha_bar = NoiseSchedule.from_name("cosine").alpha_bar[torch.tensor([0, 100, 500, 900, 999])]
+    alpha_bar = NoiseSchedule.from_name("cosine").alpha_bar[
+        torch.tensor([0, 100, 500, 900, 999])
+    ]
     snr = alpha_bar / (1 - alpha_bar)
     gamma = 5.0
     w_x0 = min_snr_weight(alpha_bar, gamma, "sample")
     assert torch.allclose(w_x0, torch.clamp(snr, max=gamma))
     # ||eps error||^2 = SNR ||x0 error||^2 and ||v error||^2 = (SNR + 1) ||x0 error||^2
-    assert torch.allclose(min_snr_weight(alpha_bar, gamma, "epsilon") * snr, w_x0, rtol=1e-5)
-    assert torch.allclose(min_snr_weight(alpha_bar, gamma, "v_prediction") * (snr + 1), w_x0, rtol=1e-5)
+    assert torch.allclose(
+        min_snr_weight(alpha_bar, gamma, "epsilon") * snr, w_x0, rtol=1e-5
+    )
+    assert torch.allclose(
+        min_snr_weight(alpha_bar, gamma, "v_prediction") * (snr + 1), w_x0, rtol=1e-5
+    )
     assert torch.equal(min_snr_weight(alpha_bar, None, "epsilon"), torch.ones(5))
 
 
@@ -67,7 +88,13 @@ def test_diffusion_loss_equals_algorithm_1_by_hand():
     schedule = NoiseSchedule.from_name("linear", 100)
     x0 = load_digits("train")[0][:4]
     model = tiny_unet()
-    loss = diffusion_loss(model, x0, schedule.alpha_bar, "v_prediction", generator=torch.Generator().manual_seed(3))
+    loss = diffusion_loss(
+        model,
+        x0,
+        schedule.alpha_bar,
+        "v_prediction",
+        generator=torch.Generator().manual_seed(3),
+    )
     g = torch.Generator().manual_seed(3)
     t = torch.randint(0, 100, (4,), generator=g)
     noise = torch.randn(x0.shape, generator=g)
@@ -80,7 +107,9 @@ def test_learning_rate_warms_up_linearly_then_decays_to_zero():
     config = TrainConfig(steps=100, learning_rate=1.0, warmup_steps=10)
     assert learning_rate_at(0, 0.0, config) == pytest.approx(0.1)
     assert learning_rate_at(4, 0.0, config) == pytest.approx(0.5)
-    assert learning_rate_at(50, 0.5, config) == pytest.approx(0.5)  # cos(pi/2): half way down
+    assert learning_rate_at(50, 0.5, config) == pytest.approx(
+        0.5
+    )  # cos(pi/2): half way down
     assert learning_rate_at(99, 1.0, config) == pytest.approx(0.0, abs=1e-12)
     lrs = [learning_rate_at(s, s / 100, config) for s in range(10, 100)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
@@ -98,8 +127,15 @@ def test_ema_update_is_polyak_averaging_with_warmup():
 
 def test_tiny_training_run_loss_falls(digits):
     images, _ = digits
-    config = TrainConfig(steps=40, batch_size=16, learning_rate=3e-3, warmup_steps=5, prediction_type="epsilon",
-                         min_snr_gamma=None, schedule="linear")
+    config = TrainConfig(
+        steps=40,
+        batch_size=16,
+        learning_rate=3e-3,
+        warmup_steps=5,
+        prediction_type="epsilon",
+        min_snr_gamma=None,
+        schedule="linear",
+    )
     result = train(tiny_unet(), images, config=config, progress_bar=False)
     assert result.step == 40 and len(result.losses) == 40 and not result.interrupted
     first, last = sum(result.losses[:10]) / 10, sum(result.losses[-10:]) / 10
@@ -109,7 +145,12 @@ def test_tiny_training_run_loss_falls(digits):
 
 def test_time_budget_stops_the_run(digits):
     images, _ = digits
-    result = train(tiny_unet(), images, config=TrainConfig(minutes=0.005, batch_size=4), progress_bar=False)
+    result = train(
+        tiny_unet(),
+        images,
+        config=TrainConfig(minutes=0.005, batch_size=4),
+        progress_bar=False,
+    )
     assert result.step >= 1 and 0.3 <= result.seconds < 30
     assert len(result.losses) == result.step
 
@@ -118,7 +159,13 @@ def test_class_conditional_training_needs_a_conditional_model(digits):
     images, labels = digits
     with pytest.raises(ValueError, match="unconditional"):
         train(tiny_unet(), images, labels, TrainConfig(steps=1), progress_bar=False)
-    result = train(tiny_unet(num_classes=10), images, labels, TrainConfig(steps=2, batch_size=8), progress_bar=False)
+    result = train(
+        tiny_unet(num_classes=10),
+        images,
+        labels,
+        TrainConfig(steps=2, batch_size=8),
+        progress_bar=False,
+    )
     assert result.step == 2
 
 
@@ -128,9 +175,23 @@ def _weights(model):
 
 def test_resume_after_sigint_equals_uninterrupted_run(digits, tmp_path):
     images, labels = digits
-    config = TrainConfig(steps=6, batch_size=8, warmup_steps=2, checkpoint_every=0, p_uncond=0.3, random_flip=True)
+    config = TrainConfig(
+        steps=6,
+        batch_size=8,
+        warmup_steps=2,
+        checkpoint_every=0,
+        p_uncond=0.3,
+        random_flip=True,
+    )
     straight = tiny_unet(num_classes=10)
-    full = train(straight, images, labels, config, out_dir=tmp_path / "straight", progress_bar=False)
+    full = train(
+        straight,
+        images,
+        labels,
+        config,
+        out_dir=tmp_path / "straight",
+        progress_bar=False,
+    )
 
     # the same run, hit by SIGINT during its third step, then resumed from its checkpoint
     interrupted = tiny_unet(num_classes=10)
@@ -142,13 +203,30 @@ def test_resume_after_sigint_equals_uninterrupted_run(digits, tmp_path):
             os.kill(os.getpid(), signal.SIGINT)
 
     handle = interrupted.register_forward_pre_hook(send_sigint)
-    first = train(interrupted, images, labels, config, out_dir=tmp_path / "run", progress_bar=False)
+    first = train(
+        interrupted,
+        images,
+        labels,
+        config,
+        out_dir=tmp_path / "run",
+        progress_bar=False,
+    )
     handle.remove()
     assert first.interrupted and first.step == 3
     assert (tmp_path / "run" / "training_state.safetensors").is_file()
 
-    resumed_model = tiny_unet(seed=123, num_classes=10)  # other initial weights: all must come from the checkpoint
-    second = train(resumed_model, images, labels, config, out_dir=tmp_path / "run", resume=True, progress_bar=False)
+    resumed_model = tiny_unet(
+        seed=123, num_classes=10
+    )  # other initial weights: all must come from the checkpoint
+    second = train(
+        resumed_model,
+        images,
+        labels,
+        config,
+        out_dir=tmp_path / "run",
+        resume=True,
+        progress_bar=False,
+    )
     assert second.step == 6 and not second.interrupted
     assert second.losses == full.losses
     for name, value in _weights(straight).items():
@@ -185,14 +263,38 @@ state.destroy_process_group()  # as the CLI does: no open gloo group at interpre
 def test_two_cpu_processes_with_accelerate_launch_agree(tmp_path):
     script = tmp_path / "two_ranks.py"
     script.write_text(TWO_PROCESS_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()), str(script), str(tmp_path)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_ip",
+        "127.0.0.1",
+        "--main_process_port",
+        str(_free_port()),
+        str(script),
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     reports = [(tmp_path / f"rank{r}.txt").read_text().split() for r in (0, 1)]
-    assert reports[0] == reports[1]  # same world size, step and weights hash on both processes
+    assert (
+        reports[0] == reports[1]
+    )  # same world size, step and weights hash on both processes
     assert reports[0][:2] == ["2", "3"]
     state = (tmp_path / "ckpt" / "training_state.json").read_text()
     assert '"world_size": 2' in state
@@ -200,14 +302,54 @@ def test_two_cpu_processes_with_accelerate_launch_agree(tmp_path):
 
 def test_cli_train_under_accelerate_launch_two_processes(tmp_path):
     # the README's `accelerate launch --multi_gpu --num_processes 2 -m snippets train ...`, at a tiny size
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_ip", "127.0.0.1", "--main_process_port", str(_free_port()),
-           "-m", "snippets", "train", "--data", "digits", "--steps", "3", "--batch-size", "8",
-           "--unet-channels", "8,16", "--num-res-blocks", "1", "--attention-levels", "", "--num-groups", "4",
-           "--no-samples", "--no-progress", "--out", str(tmp_path / "run")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_ip",
+        "127.0.0.1",
+        "--main_process_port",
+        str(_free_port()),
+        "-m",
+        "snippets",
+        "train",
+        "--data",
+        "digits",
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--unet-channels",
+        "8,16",
+        "--num-res-blocks",
+        "1",
+        "--attention-levels",
+        "",
+        "--num-groups",
+        "4",
+        "--no-samples",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    proc = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("step 3: loss") == 1  # printed by the main process only
     state = json.loads((tmp_path / "run" / "training_state.json").read_text())

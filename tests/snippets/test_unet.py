@@ -43,8 +43,12 @@ def perturb_output_conv(model: UNet, seed: int = 0) -> UNet:
     """The output conv starts at zero (so every gradient upstream of it is zero at step 0); give it
     random weights so the output depends on the input."""
     with torch.no_grad():
-        model.conv_out.weight.copy_(0.1 * randn(*model.conv_out.weight.shape, seed=seed))
-        model.conv_out.bias.copy_(0.1 * randn(*model.conv_out.bias.shape, seed=seed + 1))
+        model.conv_out.weight.copy_(
+            0.1 * randn(*model.conv_out.weight.shape, seed=seed)
+        )
+        model.conv_out.bias.copy_(
+            0.1 * randn(*model.conv_out.bias.shape, seed=seed + 1)
+        )
     return model
 
 
@@ -58,7 +62,15 @@ def perturb_output_conv(model: UNet, seed: int = 0) -> UNet:
         (32, dict(flip_sin_to_cos=True, downscale_freq_shift=0)),
         (64, dict(flip_sin_to_cos=True, downscale_freq_shift=1, scale=2.5)),
         (33, dict(max_period=500)),
-        (128, dict(flip_sin_to_cos=False, downscale_freq_shift=0.5, scale=0.1, max_period=20000)),
+        (
+            128,
+            dict(
+                flip_sin_to_cos=False,
+                downscale_freq_shift=0.5,
+                scale=0.1,
+                max_period=20000,
+            ),
+        ),
     ],
 )
 def test_timestep_embedding_matches_diffusers(dim, options):
@@ -118,7 +130,8 @@ def test_output_conv_is_zero_initialised_so_the_untrained_model_predicts_zero():
 
 
 @pytest.mark.parametrize(
-    "config", [DIGITS_CONFIG, dict(DIGITS_CONFIG, num_classes=10, use_scale_shift_norm=True)]
+    "config",
+    [DIGITS_CONFIG, dict(DIGITS_CONFIG, num_classes=10, use_scale_shift_norm=True)],
 )
 def test_matches_diffusers_unet2dmodel_with_the_same_weights(config):
     torch.manual_seed(0)
@@ -127,7 +140,9 @@ def test_matches_diffusers_unet2dmodel_with_the_same_weights(config):
     assert n_params(ours) == n_params(theirs)
     ours.load_state_dict(convert_diffusers_state_dict(theirs.state_dict()), strict=True)
     x, t = randn(3, 1, 16, 16), torch.tensor([0, 421, 999])
-    labels = {"class_labels": torch.tensor([0, 7, 10])} if config.get("num_classes") else {}
+    labels = (
+        {"class_labels": torch.tensor([0, 7, 10])} if config.get("num_classes") else {}
+    )
     with torch.no_grad():
         expected = theirs(x, t, **labels).sample
         torch.testing.assert_close(ours(x, t, **labels), expected, atol=1e-5, rtol=1e-5)
@@ -179,7 +194,12 @@ def test_course_config_matches_the_course_unet2dmodel():
         "AttnDownBlock2D",
         "AttnDownBlock2D",
     )
-    assert course.up_block_types == ("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D")
+    assert course.up_block_types == (
+        "AttnUpBlock2D",
+        "AttnUpBlock2D",
+        "UpBlock2D",
+        "UpBlock2D",
+    )
     assert (course.sample_size, course.in_channels, course.out_channels) == (32, 3, 3)
 
 
@@ -201,14 +221,18 @@ def test_parameter_table_sums_to_the_total():
         "conv_norm_out",
         "conv_out",
     ]
-    assert dict(rows)["class_embedding"] == 11 * 128  # 10 classes + the null class, 4 * 32 dims
+    assert (
+        dict(rows)["class_embedding"] == 11 * 128
+    )  # 10 classes + the null class, 4 * 32 dims
 
 
 def test_docs_page_parameter_table_matches_the_code():
     page = (ROOT / "docs/unit1/unet.md").read_text()
     shown = {
         name: int(count.replace(",", ""))
-        for name, count in re.findall(r"^\| `([\w.]+)` \| ([\d,]+) \|", page, flags=re.M)
+        for name, count in re.findall(
+            r"^\| `([\w.]+)` \| ([\d,]+) \|", page, flags=re.M
+        )
     }
     expected = dict(parameter_table(UNet(**DIGITS_CONFIG)))
     expected["total"] = n_params(UNet(**DIGITS_CONFIG))
@@ -271,7 +295,9 @@ def test_output_depends_on_the_timestep_and_the_class():
     out = model(x, 10, class_labels=torch.tensor([0]))
     assert not torch.allclose(out, model(x, 500, class_labels=torch.tensor([0])))
     assert not torch.allclose(out, model(x, 10, class_labels=torch.tensor([1])))
-    assert not torch.allclose(out, model(x, 10, class_labels=torch.tensor([2])))  # the null class
+    assert not torch.allclose(
+        out, model(x, 10, class_labels=torch.tensor([2]))
+    )  # the null class
 
 
 def test_the_batch_elements_do_not_interact():
@@ -287,7 +313,12 @@ def test_the_batch_elements_do_not_interact():
 @pytest.mark.parametrize(
     "x_shape, t, labels, message",
     [
-        ((2, 1, 14, 16), torch.tensor([1, 2]), None, r"divisible by 2\^\(levels-1\) = 4"),
+        (
+            (2, 1, 14, 16),
+            torch.tensor([1, 2]),
+            None,
+            r"divisible by 2\^\(levels-1\) = 4",
+        ),
         ((2, 1, 16, 10), torch.tensor([1, 2]), None, "divisible"),
         (
             (2, 3, 16, 16),
@@ -333,7 +364,10 @@ def test_bad_class_labels_raise_a_clear_error(labels, message):
     [
         (dict(channels=()), "non-empty"),
         (dict(channels=(8, 10)), "divisible by num_groups=4"),
-        (dict(attention_levels=(2,)), r"attention_levels \[2\] out of range for 2 levels"),
+        (
+            dict(attention_levels=(2,)),
+            r"attention_levels \[2\] out of range for 2 levels",
+        ),
         (dict(attention_head_dim=3), "attention_head_dim=3 must divide"),
         (dict(dropout=1.0), r"dropout must be in \[0, 1\)"),
         (dict(num_classes=0), "num_classes must be None or a positive int"),
