@@ -169,8 +169,11 @@ def min_snr_weight(
 ) -> torch.Tensor:
     r"""Per-sample loss weights of min-SNR-$\gamma$ weighting (Hang et al. 2023, Eq. 9).
 
-    The weight on the $x_0$ error is $\min(\mathrm{SNR}(t), \gamma)$; the same loss written for
-    the other targets, whose errors are $\mathrm{SNR}(t)$ and $\mathrm{SNR}(t)+1$ times smaller, is
+    The weight on the $x_0$ error is $\min(\mathrm{SNR}(t), \gamma)$. The squared errors of the
+    other targets are $\mathrm{SNR}(t)$ and $\mathrm{SNR}(t)+1$ times *larger* than the $x_0$ error
+    ($\lVert\epsilon - \hat\epsilon\rVert^2 = \mathrm{SNR}\,\lVert x_0 - \hat x_0\rVert^2$,
+    $\lVert v - \hat v\rVert^2 = (\mathrm{SNR}+1)\,\lVert x_0 - \hat x_0\rVert^2$), so the same
+    loss written for them divides by those factors:
 
     $$w_\epsilon = \frac{\min(\mathrm{SNR}, \gamma)}{\mathrm{SNR}}, \qquad
       w_v = \frac{\min(\mathrm{SNR}, \gamma)}{\mathrm{SNR} + 1}, \qquad
