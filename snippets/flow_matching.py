@@ -68,7 +68,10 @@ def velocity_target(
     convention: str = "diffusers",
     sigma_min: float = 0.0,
 ) -> torch.Tensor:
-    r"""The conditional velocity $\mathrm{d}x_t/\mathrm{d}t$ along `flow_path` (Lipman et al. 2022, Eq. 23).
+    r"""The conditional velocity $\mathrm{d}x_t/\mathrm{d}t$ along `flow_path` (Lipman et al. 2022).
+
+    In the papers' convention it is Lipman's conditional field (Eq. 21) evaluated on the path,
+    i.e. the time derivative $\mathrm{d}\psi_t/\mathrm{d}t$ of the flow of Eq. 22:
 
     $$\text{diffusers:}\ \ v = \epsilon - x_\text{data}
     \qquad
@@ -103,7 +106,10 @@ def flow_matching_loss(
     generator: torch.Generator | None = None,
     num_train_timesteps: int = 1000,
 ) -> torch.Tensor:
-    r"""The conditional flow-matching loss in diffusers' convention (Lipman et al. 2022, Eq. 9).
+    r"""The conditional flow-matching loss in diffusers' convention (Lipman et al. 2022).
+
+    Lipman's Eq. 23 with $\sigma_\text{min} = 0$ and time reversed; Eq. 23 is the OT-path instance
+    of the generic conditional flow-matching loss, Eq. 9.
 
     $$\mathcal{L}_\text{CFM} = \mathbb{E}_{t \sim \mathcal{U}[0,1],\,x_\text{data},\,\epsilon}
     \big\lVert v_\theta(x_t, t) - (\epsilon - x_\text{data}) \big\rVert^2$$
