@@ -236,6 +236,10 @@ def fid_floor(
     Returns:
         The same keys as `digit_metrics`.
     """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(
+            f"n must be an integer >= 2 (FID needs a covariance), got {n!r}"
+        )
     x = load_digits("train")[0]
     generator = torch.Generator().manual_seed(seed)
     if n <= len(x):
