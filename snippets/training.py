@@ -615,7 +615,8 @@ def train(
 
 def _non_finite(step: int, loss, grad_norm, out_dir) -> str:
     """The one-line message of a run stopped by a NaN/Inf loss or gradient."""
-    kept = f"the last checkpoint in {out_dir} is kept" if out_dir else "nothing saved"
+    saved = out_dir is not None and (Path(out_dir) / ckpt.MANIFEST_FILE).is_file()
+    kept = f"the last checkpoint in {out_dir} is kept" if saved else "nothing saved"
     return (
         f"step {step}: loss {loss.item():.4g}, gradient norm {grad_norm.item():.4g}: not "
         f"finite, training stopped before updating the weights; {kept} (lower the "
