@@ -20,6 +20,7 @@ as many real train images and the test split.
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -236,7 +237,7 @@ def fid_floor(
     Returns:
         The same keys as `digit_metrics`.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
         raise ValueError(
             f"n must be an integer >= 2 (FID needs a covariance), got {n!r}"
         )

@@ -414,3 +414,11 @@ def test_a_second_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch)
     argv = ["train", "--steps", "1", "--out", str(tmp_path / "run"), *TINY_ARGS]
     code, err = _run(argv, capsys)
     assert code == 130 and err.count("\n") == 1 and "interrupted" in err
+
+
+@pytest.mark.parametrize("n", [-5, 0, 1, 2.5, True, "500"])
+def test_fid_floor_rejects_a_bad_sample_count(n):
+    from snippets.metrics import fid_floor
+
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+        fid_floor(n)
