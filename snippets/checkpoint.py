@@ -179,10 +179,8 @@ def recover(directory: str | Path) -> None:
         directory: The checkpoint folder.
     """
     directory = Path(directory)
-    for staging in directory.glob(f"{STAGING_PREFIX}*"):
-        shutil.rmtree(
-            staging, ignore_errors=True
-        )  # never committed: the old save stands
+    for staging in directory.glob(f"{STAGING_PREFIX}*"):  # never committed: drop them
+        shutil.rmtree(staging, ignore_errors=True)
     committed = directory / COMMIT_DIR
     if not committed.is_dir():
         return
