@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import posixpath
 import re
 import shutil
@@ -39,6 +40,8 @@ MATHJAX_PARTS = [
     "sre/mathmaps/nemeth.json",
 ]
 SNIPPETS_DIR = Path(__file__).resolve().parent.parent / "snippets"
+# a warning on a logger under "mkdocs" fails a --strict build
+log = logging.getLogger("mkdocs.hooks.offline_assets")
 
 _TITLE = re.compile(r'<span class="filename">(snippets/[\w/]+\.py)</span>')
 _THIRD_PARTY_SCRIPT = re.compile(
@@ -117,7 +120,12 @@ def on_post_build(config):
 
     out = site / "snippets"
     out.mkdir(parents=True, exist_ok=True)
+    root = SNIPPETS_DIR.resolve()
     for module in sorted(SNIPPETS_DIR.rglob("*.py")):
+        # never follow a symlink: publish nothing from outside the repository's snippets/
+        if module.is_symlink() or not module.resolve().is_relative_to(root):
+            log.warning("not publishing %s: a symbolic link", module)
+            continue
         target = out / module.relative_to(SNIPPETS_DIR)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(module, target)
+        shutil.copy2(module, target, follow_symlinks=False)

@@ -13,9 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
+RUN_INFO_KEYS = {
+    "data",
+    "image_size",
+    "channels",
+    "image_column",
+    "label_column",
+    "class_conditional",
+}  # what `train` records about its data under "data" in config.json
 SAMPLER_NAMES = (
     "ddpm",
     "ddim",
@@ -23,6 +33,44 @@ SAMPLER_NAMES = (
     "heun",
     "dpmsolver++",
 )  # the keys of snippets.sampling.SAMPLERS
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (and exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _bounded_int(low: int, high: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(
+                f"expected an integer {bounds}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+_positive = _bounded_int(1)
+_non_negative = _bounded_int(0)
+_seed = _bounded_int(0, 2**63 - 1)
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -39,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     from snippets.training import TrainConfig
 
     d = TrainConfig(steps=1)  # defaults, to show them in --help
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m snippets",
         description="Train diffusion models on a CPU in minutes, and sample from them.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -65,11 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         default="digits",
         help="'digits' (scikit-learn's bundled digits, 16x16), a folder of images, a folder written by "
-        "datasets' save_to_disk, or a Hugging Face dataset name (downloads)",
+        "datasets' save_to_disk, or hf:NAME for a Hugging Face Hub dataset (downloads)",
     )
     g.add_argument(
         "--image-size",
-        type=int,
+        type=_bounded_int(1, 1024),
         default=None,
         help="image side in pixels (default 16 for digits, 32 otherwise)",
     )
@@ -115,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--num-res-blocks",
-        type=int,
+        type=_positive,
         default=None,
         help="override residual blocks per level",
     )
@@ -127,29 +175,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--num-groups",
-        type=int,
+        type=_positive,
         default=None,
         help="override the groups of group normalisation",
     )
     g = t.add_argument_group("budget")
     g.add_argument(
-        "--minutes", type=float, default=None, help="wall-clock budget in minutes"
+        "--minutes",
+        type=_finite_float,
+        default=None,
+        help="wall-clock budget in minutes",
     )
     g.add_argument(
         "--steps",
-        type=int,
+        type=_positive,
         default=None,
         help="optimizer-step budget (with --minutes: whichever ends first)",
     )
     g = t.add_argument_group("optimisation")
     g.add_argument(
         "--batch-size",
-        type=int,
+        type=_positive,
         default=d.batch_size,
         help="images per step and per process",
     )
     g.add_argument(
-        "--lr", type=float, default=d.learning_rate, help="peak AdamW learning rate"
+        "--lr",
+        type=_finite_float,
+        default=d.learning_rate,
+        help="peak AdamW learning rate",
     )
     g.add_argument(
         "--lr-schedule",
@@ -159,22 +213,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--warmup-steps",
-        type=int,
+        type=_non_negative,
         default=d.warmup_steps,
         help="linear warmup steps before the cosine decay",
     )
     g.add_argument(
-        "--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay"
+        "--weight-decay",
+        type=_finite_float,
+        default=d.weight_decay,
+        help="AdamW weight decay",
     )
     g.add_argument(
         "--grad-clip",
-        type=float,
+        type=_finite_float,
         default=d.grad_clip,
         help="max gradient norm (0: off)",
     )
     g.add_argument(
         "--ema-decay",
-        type=float,
+        type=_finite_float,
         default=d.ema_decay,
         help="decay of the EMA of the weights",
     )
@@ -193,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--num-train-timesteps",
-        type=int,
+        type=_bounded_int(2, 100_000),
         default=d.num_train_timesteps,
         help="T, the diffusion steps",
     )
@@ -205,13 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--min-snr-gamma",
-        type=float,
+        type=_finite_float,
         default=d.min_snr_gamma,
         help="min-SNR loss weighting gamma (0: off)",
     )
     g.add_argument(
         "--p-uncond",
-        type=float,
+        type=_finite_float,
         default=d.p_uncond,
         help="label-dropout probability (class-conditional only)",
     )
@@ -230,13 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=d.seed,
         help="seed of the initial weights and every random draw",
     )
     g.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=_non_negative,
         default=d.checkpoint_every,
         help="save every N steps (0: only at the end)",
     )
@@ -263,19 +320,19 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--steps",
-            type=int,
+            type=_positive,
             default=50,
             help="sampler steps (model evaluations, twice for heun)",
         )
         p.add_argument(
             "--seed",
-            type=int,
+            type=_seed,
             default=0,
             help="seed of the starting noise and the sampler's noise",
         )
         p.add_argument(
             "--guidance-scale",
-            type=float,
+            type=_finite_float,
             default=1.0,
             help="classifier-free guidance scale s (class-conditional checkpoints; 1: no guidance)",
         )
@@ -292,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sample images from a checkpoint and save them as one PNG grid.",
     )
     sampling_options(s)
-    s.add_argument("--n", type=int, default=64, help="number of images")
+    s.add_argument("--n", type=_positive, default=64, help="number of images")
     s.add_argument(
         "--labels",
         type=_int_list,
@@ -301,7 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--out", type=Path, default=Path("grid.png"), help="output PNG")
     s.add_argument(
-        "--scale", type=int, default=4, help="integer upscaling of the PNG (nearest)"
+        "--scale",
+        type=_positive,
+        default=4,
+        help="integer upscaling of the PNG (nearest)",
     )
 
     e = sub.add_parser(
@@ -312,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
         "next to the floor (as many real train digits vs the test split).",
     )
     sampling_options(e)
-    e.add_argument("--n", type=int, default=500, help="number of samples")
+    e.add_argument("--n", type=_bounded_int(2), default=500, help="number of samples")
 
     x = sub.add_parser(
         "export",
@@ -327,6 +387,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
+    from contextlib import nullcontext
+
+    from snippets import checkpoint as ckpt
+
+    if args.resume and not args.out.is_dir():
+        raise FileNotFoundError(f"--resume: run folder {args.out} does not exist")
+    # one writer per run folder, from the start (under `accelerate launch`: the main process)
+    main_process = os.environ.get("RANK", "0") == "0"
+    with ckpt.RunLock(args.out) if main_process else nullcontext():
+        return _train_locked(args)
+
+
+def _train_locked(args) -> int:
     import torch
 
     from snippets import checkpoint as ckpt
@@ -335,12 +408,17 @@ def _train(args) -> int:
     from snippets.training import TrainConfig, train
 
     if args.resume:
-        saved = ckpt.read_config(args.out)
+        saved = ckpt.read_config(args.out)  # validated: types, bounds, no unknown key
+        missing = [k for k in ("training", "data") if k not in saved]
+        if missing or set(saved["data"]) != RUN_INFO_KEYS:
+            raise ValueError(
+                f"{args.out}/config.json cannot be resumed: it lacks {missing or 'data keys'}"
+            )
         training = dict(saved["training"])
         if args.minutes is not None or args.steps is not None:
             training.update(minutes=args.minutes, steps=args.steps)
         config = TrainConfig(**training)
-        run_info = saved.get("data", {})
+        run_info = saved["data"]
         model_config = saved["model"]
     else:
         config = TrainConfig(
@@ -454,16 +532,29 @@ def _sample(args, n: int):
     loaded = ckpt.load_checkpoint(args.checkpoint, use_ema=not args.raw_weights)
     labels = None
     if getattr(args, "labels", None) is not None:
+        k = loaded.num_classes
         if not args.labels:
             raise ValueError("--labels is empty")
+        if k is not None and not all(0 <= label < k for label in args.labels):
+            raise ValueError(f"--labels must be in [0, {k}), got {list(args.labels)}")
         labels = torch.tensor(args.labels)[torch.arange(n) % len(args.labels)]
     generator = torch.Generator().manual_seed(args.seed)
-    return ckpt.generate(
+    images = ckpt.generate(
         loaded, n, args.sampler, args.steps, labels, args.guidance_scale, generator
     )
+    bad = int((~torch.isfinite(images)).sum())
+    if bad:
+        raise FloatingPointError(
+            f"the sampler produced {bad} NaN/Inf values ({args.sampler}, {args.steps} steps, "
+            f"--guidance-scale {args.guidance_scale}); nothing written"
+        )
+    return images
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; every user error is one line on stderr and exit code 2."""
+    from snippets.checkpoint import RunFolderBusy
+
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
@@ -492,8 +583,18 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"exported to {copy_for_sampling(args.checkpoint, args.out)}")
             return 0
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, the last checkpoint stands
+        print("interrupted: stopped without saving", file=sys.stderr)
+        return 130
+    except (
+        OSError,  # no such file, a file in the way, no permission, disk full
+        ValueError,
+        TypeError,
+        FloatingPointError,  # NaN/Inf in training or sampling
+        RunFolderBusy,  # another process writes the run folder
+    ) as err:
+        message = " ".join(str(err).split())  # one line
+        print(f"error: {message}", file=sys.stderr)
         return 2
     return 1
 

@@ -12,6 +12,8 @@ dataset by name or local path. Every loader returns a float tensor `(N, C, H, W)
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -130,11 +132,18 @@ def load_image_folder(
     images = []
     for file in files:
         try:
-            with Image.open(file) as image:
-                images.append(
-                    _pil_to_tensor(_resize_center_crop(image, image_size), channels)
-                )
-        except OSError as err:
+            with warnings.catch_warnings():  # a decompression bomb is an error
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(file) as image:
+                    image = _resize_center_crop(
+                        _high_bit_depth_to_float(image), image_size
+                    )
+                    images.append(_pil_to_tensor(image, channels))
+        except (
+            OSError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+        ) as err:
             raise ValueError(f"cannot read image {file}: {err}") from None
     return torch.stack(images)
 
@@ -155,7 +164,8 @@ def load_hf_dataset(
 
     A path that exists is read with `datasets.load_from_disk` (what `Dataset.save_to_disk`
     wrote); anything else is passed to `datasets.load_dataset`, which may download from the Hub,
-    e.g. `"huggan/smithsonian_butterflies_subset"`.
+    e.g. `"huggan/smithsonian_butterflies_subset"`; a failure (offline, no such dataset) is a
+    one-line `ValueError`.
 
     Args:
         name_or_path: A local dataset folder or a Hub dataset name.
@@ -171,10 +181,16 @@ def load_hf_dataset(
     """
     import datasets
 
-    if Path(name_or_path).exists():
-        dataset = datasets.load_from_disk(str(name_or_path))
-    else:
-        dataset = datasets.load_dataset(str(name_or_path))
+    try:
+        if Path(name_or_path).exists():
+            dataset = datasets.load_from_disk(str(name_or_path))
+        else:
+            dataset = datasets.load_dataset(str(name_or_path))
+    except Exception as err:  # offline, unknown name, corrupt folder: one clear line
+        reason = (str(err).strip().splitlines() or [""])[0][:200]
+        raise ValueError(
+            f"cannot load dataset {str(name_or_path)!r}: {type(err).__name__}: {reason}"
+        ) from None
     if isinstance(dataset, datasets.DatasetDict):
         if split not in dataset:
             raise ValueError(
@@ -189,7 +205,7 @@ def load_hf_dataset(
     images = []
     for item in dataset[image_column]:
         image = (
-            item
+            _high_bit_depth_to_float(item)
             if isinstance(item, Image.Image)
             else Image.fromarray(np.asarray(item, dtype=np.uint8))
         )
@@ -212,33 +228,52 @@ def load_data(
     image_column: str = "image",
     label_column: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    r"""Resolve the command line's `--data`: `"digits"`, an image folder or a `datasets` dataset.
+    r"""Resolve the command line's `--data`: `"digits"`, a local folder, or `hf:NAME`.
+
+    Offline by default: only `hf:NAME` asks the Hugging Face Hub for anything.
 
     Args:
         data: `"digits"` (train split), a folder of image files, a folder written by
-            `Dataset.save_to_disk`, or a Hub dataset name.
+            `Dataset.save_to_disk`, or `"hf:NAME"` for a Hub dataset (downloads).
         image_size: Side length (default 16 for digits, 32 otherwise).
-        channels: Channels (default 1 for digits, 3 otherwise).
+        channels: Channels, 1 or 3 (default 1 for digits, 3 otherwise).
         image_column: Image column of a `datasets` dataset.
         label_column: Label column of a `datasets` dataset (`None`: unlabelled).
 
     Returns:
         `(images, labels)` as the loaders above return them (`labels` may be `None`).
+
+    Raises:
+        ValueError: For a name that is none of these (e.g. a typo), or bad sizes.
     """
+    if not isinstance(data, str) or not data:
+        raise ValueError(f"data must be a non-empty string, got {data!r}")
+    for name, value, allowed in (
+        ("image_size", image_size, range(1, 1025)),
+        ("channels", channels, (1, 3)),
+    ):
+        bad_type = isinstance(value, bool) or not isinstance(value, int)
+        if value is not None and (bad_type or value not in allowed):
+            raise ValueError(f"{name} must be None or in {allowed}, got {value!r}")
     if data == "digits":
         if channels not in (None, 1):
             raise ValueError(
                 f"the digits are grayscale: channels must be 1, got {channels}"
             )
-        return load_digits("train", image_size=image_size or 16)
+        return load_digits("train", image_size=16 if image_size is None else image_size)
+    size = 32 if image_size is None else image_size
+    ch = 3 if channels is None else channels
+    if data.startswith("hf:"):
+        return load_hf_dataset(data[3:], size, ch, image_column, label_column)
     path = Path(data)
-    size, ch = image_size or 32, channels or 3
-    is_saved_dataset = (path / "dataset_info.json").exists() or (
-        path / "dataset_dict.json"
-    ).exists()
-    if path.is_dir() and not is_saved_dataset:
-        return load_image_folder(path, size, ch), None
-    return load_hf_dataset(data, size, ch, image_column, label_column)
+    if not path.is_dir():
+        raise ValueError(
+            f"data {data!r} is not 'digits' nor an existing folder (of images, or written by "
+            "save_to_disk); for a Hugging Face Hub dataset write hf:NAME"
+        )
+    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        return load_hf_dataset(path, size, ch, image_column, label_column)
+    return load_image_folder(path, size, ch), None
 
 
 # --8<-- [start:save-grid]
@@ -247,8 +282,11 @@ def save_grid(
 ) -> Path:
     r"""Tile a batch of images in $[-1, 1]$ into one PNG (values outside are clipped for display).
 
+    The PNG is written under a temporary name and renamed, so a failure (a full disk) never
+    leaves a truncated file in place of a good one.
+
     Args:
-        images: Shape `(B, C, H, W)` with `C` 1 or 3.
+        images: Shape `(B, C, H, W)` with `B >= 1` and `C` 1 or 3, finite.
         path: Output `.png` path (parent folders are created).
         nrow: Images per row (default: about $\sqrt{B}$).
         scale: Integer upscaling (nearest) so that 16x16 digits are visible.
@@ -256,10 +294,20 @@ def save_grid(
     Returns:
         The path written.
     """
-    if images.ndim != 4 or images.shape[1] not in (1, 3):
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images must be a tensor (B, C, H, W), got {images!r:.80}")
+    if images.shape[0] == 0 or images.shape[1] not in (1, 3):
         raise ValueError(
-            f"images must have shape (B, 1 or 3, H, W), got {tuple(images.shape)}"
+            f"images must have shape (B>=1, 1 or 3, H, W), got {tuple(images.shape)}"
         )
+    if not torch.isfinite(images).all():
+        raise ValueError("images hold NaN or infinity: refusing to draw them as black")
+    for name, value in (("nrow", 1 if nrow is None else nrow), ("scale", scale)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    path = Path(path)
+    if path.suffix.lower() != ".png" or path.is_dir():
+        raise ValueError(f"path must name a .png file, got {str(path)!r}")
     b, c, h, w = images.shape
     nrow = nrow or math.ceil(math.sqrt(b))
     ncol = math.ceil(b / nrow)
@@ -283,9 +331,13 @@ def save_grid(
     image = Image.fromarray(array[..., 0] if c == 1 else array)
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:  # write aside, then an atomic rename over the old file
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -306,10 +358,26 @@ def _resize_center_crop(image: Image.Image, size: int) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
+def _high_bit_depth_to_float(image: Image.Image) -> Image.Image:
+    """A 16-bit greyscale image (mode `I;16*`/`I`) -> mode `F` on the 8-bit scale `[0, 255]`.
+
+    PIL's `convert("L")` clips such values at 255 instead of rescaling them.
+    """
+    if image.mode.startswith("I;16") or image.mode == "I":
+        array = np.asarray(image, dtype=np.float64)
+        full = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        return Image.fromarray((array * (255.0 / full)).astype(np.float32))
+    return image
+
+
 def _pil_to_tensor(image: Image.Image, channels: int) -> torch.Tensor:
     """A PIL image -> float tensor `(C, H, W)` in `[-1, 1]`."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if image.mode == "F":  # greyscale on the 8-bit scale, not rounded (16-bit sources)
+        grey = np.clip(np.asarray(image, dtype=np.float32), 0.0, 255.0)
+        array = np.repeat(grey[..., None], channels, axis=-1)
+        return torch.from_numpy(array.copy()).permute(2, 0, 1) / 127.5 - 1.0
     array = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.float32)
     tensor = (
         torch.from_numpy(array.copy())

@@ -20,6 +20,7 @@ as many real train images and the test split.
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -236,6 +237,10 @@ def fid_floor(
     Returns:
         The same keys as `digit_metrics`.
     """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
+        raise ValueError(
+            f"n must be an integer >= 2 (FID needs a covariance), got {n!r}"
+        )
     x = load_digits("train")[0]
     generator = torch.Generator().manual_seed(seed)
     if n <= len(x):

@@ -25,6 +25,7 @@ import dataclasses
 import math
 import signal
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -334,6 +335,9 @@ class _StopFlag:
 
     def __init__(self):
         self.signal = None
+        self.saving = (
+            False  # while a checkpoint is written, a second SIGINT waits for it
+        )
         self._previous = {}
 
     def __enter__(self):
@@ -345,7 +349,7 @@ class _StopFlag:
         return self
 
     def _handle(self, signum, frame):
-        if self.signal is not None and signum == signal.SIGINT:
+        if self.signal is not None and signum == signal.SIGINT and not self.saving:
             raise KeyboardInterrupt  # second Ctrl-C: stop now, without a checkpoint
         self.signal = signum
 
@@ -428,57 +432,83 @@ def train(
     generator = torch.Generator().manual_seed(config.seed + 7919 * rank)
     step, seconds, losses = 0, 0.0, []
 
-    # 2. resume: weights, EMA, optimizer, step, clock, loss history and RNG states
-    if resume:
-        state = ckpt.load_training_state(
-            out_dir, raw_model, optimizer, ema_state, world_size=world
-        )
-        step, seconds, losses = state["step"], state["seconds"], state["losses"]
-        if state["generator_states"] is not None:
-            generator.set_state(state["generator_states"][rank])
-            torch.set_rng_state(state["torch_rng_states"][rank])
-        else:
-            generator.manual_seed(config.seed + 7919 * rank + 104729 * step)
-
-    def save():
-        gen = accelerator.gather(
-            generator.get_state().to(accelerator.device)[None]
-        ).cpu()
-        glob = accelerator.gather(
-            torch.get_rng_state().to(accelerator.device)[None]
-        ).cpu()
-        if accelerator.is_main_process:
-            ckpt.save_checkpoint(
-                out_dir,
-                model=raw_model,
-                ema_state=ema_state,
-                optimizer=optimizer,
-                config=_run_config(raw_model, config, run_info),
-                training_state={"step": step, "seconds": seconds, "world_size": world},
-                tensors={
-                    "losses": torch.tensor(losses, dtype=torch.float64),
-                    "generator_states": gen,
-                    "torch_rng_states": glob,
-                },
+    # one writer per run folder; SIGINT/SIGTERM become a flag checked between steps
+    main = accelerator.is_main_process
+    lock = ckpt.RunLock(out_dir) if out_dir is not None and main else nullcontext()
+    stop = _StopFlag()
+    with lock, stop:
+        # 2. resume: weights, EMA, optimizer, step, clock, loss history and RNG states
+        if resume:
+            if main:
+                ckpt.recover(out_dir)  # finish or drop a save interrupted by kill -9
+            accelerator.wait_for_everyone()
+            state = ckpt.load_training_state(
+                out_dir, raw_model, optimizer, ema_state, world_size=world
             )
-        accelerator.wait_for_everyone()
+            step, seconds, losses = state["step"], state["seconds"], state["losses"]
+            if state["generator_states"] is not None:
+                generator.set_state(state["generator_states"][rank])
+                torch.set_rng_state(state["torch_rng_states"][rank])
+            else:
+                generator.manual_seed(config.seed + 7919 * rank + 104729 * step)
 
-    def progress() -> float:
-        return max(
-            step / config.steps if config.steps else 0.0,
-            seconds / (60 * config.minutes) if config.minutes else 0.0,
+        def save():
+            if not all(torch.isfinite(v).all() for v in ema_state.values()):
+                raise FloatingPointError(
+                    f"step {step}: the weights are NaN or infinite; nothing saved, the "
+                    f"last checkpoint in {out_dir} is kept (lower the learning rate?)"
+                )
+            gen = accelerator.gather(
+                generator.get_state().to(accelerator.device)[None]
+            ).cpu()
+            glob = accelerator.gather(
+                torch.get_rng_state().to(accelerator.device)[None]
+            ).cpu()
+            stop.saving = True  # a second Ctrl-C waits until the checkpoint is whole
+            try:
+                if main:
+                    ckpt.save_checkpoint(
+                        out_dir,
+                        model=raw_model,
+                        ema_state=ema_state,
+                        optimizer=optimizer,
+                        config=_run_config(raw_model, config, run_info),
+                        training_state={
+                            "step": step,
+                            "seconds": seconds,
+                            "world_size": world,
+                        },
+                        tensors={
+                            "losses": torch.tensor(losses, dtype=torch.float64),
+                            "generator_states": gen,
+                            "torch_rng_states": glob,
+                        },
+                    )
+            finally:
+                stop.saving = False
+            accelerator.wait_for_everyone()
+
+        def progress() -> float:
+            return max(
+                step / config.steps if config.steps else 0.0,
+                seconds / (60 * config.minutes) if config.minutes else 0.0,
+            )
+
+        if resume and progress() >= 1.0:
+            raise ValueError(
+                f"the checkpoint in {out_dir} is at step {step} ({seconds / 60:.1f} min), "
+                f"beyond the budget (steps={config.steps}, minutes={config.minutes}): "
+                "give a larger --steps or --minutes to continue"
+            )
+        bar = tqdm(
+            total=config.steps,
+            initial=step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not (progress_bar and accelerator.is_local_main_process),
         )
-
-    bar = tqdm(
-        total=config.steps,
-        initial=step,
-        unit="step",
-        dynamic_ncols=True,
-        disable=not (progress_bar and accelerator.is_local_main_process),
-    )
-    model.train()
-    interrupted = False
-    with _StopFlag() as stop:
+        model.train()
+        interrupted = False
         start = time.perf_counter() - seconds
         while progress() < 1.0:
             # 3. a random batch for this process (with replacement), optional flip and label drop
@@ -512,7 +542,24 @@ def train(
                 )
             accelerator.backward(loss)
             if config.grad_clip > 0:
-                accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+                grad_norm = accelerator.clip_grad_norm_(
+                    model.parameters(), config.grad_clip
+                )
+            else:
+                grads = [p.grad for p in model.parameters() if p.grad is not None]
+                grad_norm = torch.nn.utils.get_total_norm(grads)
+            # a NaN/Inf loss or gradient stops the run before it reaches the weights
+            # (with fp16, the loss scaler skips such steps itself)
+            bad = not math.isfinite(loss.item())
+            if accelerator.scaler is None:
+                bad = bad or not torch.isfinite(grad_norm).item()
+            if world > 1:  # every process stops at the same step
+                flag = torch.tensor([float(bad)], device=accelerator.device)
+                bad = accelerator.reduce(flag, "max").item() > 0
+            if bad:
+                raise FloatingPointError(
+                    _non_finite(step + 1, loss, grad_norm, out_dir)
+                )
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -550,13 +597,13 @@ def train(
                 and step % config.checkpoint_every == 0
             ):
                 save()
-    bar.close()
+        bar.close()
 
-    # 7. final checkpoint and loss curve
-    if out_dir is not None:
-        save()
-        if accelerator.is_main_process:
-            plot_loss_curve(losses, Path(out_dir) / "loss.png")
+        # 7. final checkpoint (a signal now waits for it) and loss curve
+        if out_dir is not None:
+            save()
+            if main:
+                plot_loss_curve(losses, Path(out_dir) / "loss.png")
     return TrainResult(
         step=step,
         losses=losses,
@@ -567,6 +614,17 @@ def train(
 
 
 # --8<-- [end:train]
+
+
+def _non_finite(step: int, loss, grad_norm, out_dir) -> str:
+    """The one-line message of a run stopped by a NaN/Inf loss or gradient."""
+    saved = out_dir is not None and (Path(out_dir) / ckpt.MANIFEST_FILE).is_file()
+    kept = f"the last checkpoint in {out_dir} is kept" if saved else "nothing saved"
+    return (
+        f"step {step}: loss {loss.item():.4g}, gradient norm {grad_norm.item():.4g}: not "
+        f"finite, training stopped before updating the weights; {kept} (lower the "
+        "learning rate?)"
+    )
 
 
 def _run_config(

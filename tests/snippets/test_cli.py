@@ -166,7 +166,13 @@ def test_train_sample_evaluate_export_end_to_end(tmp_path, capsys):
         "config.json",
         "ema.safetensors",
         "loss.png",
+        "manifest.json",
     ]
+    # exporting over a training run would mix two runs: refused
+    assert (
+        main(["export", "--checkpoint", str(tmp_path / "ship"), "--out", str(run)]) == 2
+    )
+    assert "holds a training run" in capsys.readouterr().err
 
 
 def test_errors_are_one_line_messages(tmp_path, capsys):
@@ -227,3 +233,192 @@ def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
     assert "--resume" in err
     step = read_config(run)["step"]
     assert 3 <= step < 100000
+
+
+SHIPPED = str(ROOT / "checkpoints" / "digits")
+
+
+def _run(argv, capsys):
+    """Exit code and stderr of `python -m snippets ARGV`, argparse's exits included."""
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as exit:
+        code = exit.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["train", "--lr", "inf", "--steps", "2"], "--lr"),
+        (["train", "--lr", "nan", "--steps", "2"], "--lr"),
+        (["train", "--image-size", "0", "--steps", "2"], "--image-size"),
+        (["train", "--batch-size", "2.5", "--steps", "2"], "--batch-size"),
+        (["train", "--steps", "0"], "--steps"),
+        (["train", "--seed", str(2**70), "--steps", "2"], "--seed"),
+        (["train", "--data", "digitz", "--steps", "2"], "digitz"),
+        (["sample", "--checkpoint", SHIPPED, "--scale", "0"], "--scale"),
+        (["sample", "--checkpoint", SHIPPED, "--seed", str(2**70)], "--seed"),
+        (["sample", "--checkpoint", SHIPPED, "--guidance-scale", "nan"], "--guidance"),
+        (["sample", "--checkpoint", SHIPPED, "--steps", "0"], "--steps"),
+        (["sample", "--checkpoint", SHIPPED, "--n", "-3"], "--n"),
+        (["sample", "--checkpoint", SHIPPED, "--labels", "12", "--n", "1"], "--labels"),
+        (["evaluate", "--checkpoint", SHIPPED, "--n", "1"], "--n"),
+    ],
+)
+def test_bad_options_are_one_line_naming_the_option(tmp_path, capsys, argv, named):
+    if argv[0] == "train":
+        argv = [*argv, "--out", str(tmp_path / "run"), *TINY_ARGS]
+    code, err = _run(argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and named in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "run" / "manifest.json").exists()
+
+
+def test_file_system_errors_are_one_line(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    fast = ["--n", "1", "--steps", "1", "--scale", "1"]
+    cases = [
+        ["train", "--steps", "1", "--out", str(blocker), *TINY_ARGS],
+        ["train", "--steps", "1", "--out", str(blocker / "run"), *TINY_ARGS],
+        ["sample", "--checkpoint", SHIPPED, *fast, "--out", str(blocker / "g.png")],
+        ["sample", "--checkpoint", SHIPPED, *fast, "--out", str(tmp_path)],
+        ["export", "--checkpoint", SHIPPED, "--out", str(blocker)],
+        ["export", "--checkpoint", SHIPPED, "--out", str(blocker / "ship")],
+        ["train", "--out", str(tmp_path / "never-trained"), "--resume"],
+    ]
+    for argv in cases:
+        code, err = _run(argv, capsys)
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (
+            argv,
+            err,
+        )
+
+
+def test_a_full_disk_keeps_the_old_grid(tmp_path, capsys, monkeypatch):
+    grid = tmp_path / "grid.png"
+    argv = ["sample", "--checkpoint", SHIPPED, "--n", "2", "--steps", "1"]
+    assert _run([*argv, "--out", str(grid)], capsys)[0] == 0
+    good = grid.read_bytes()
+
+    def disk_full(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"\x89PNG trunc")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", disk_full)
+    code, err = _run([*argv, "--seed", "1", "--out", str(grid)], capsys)
+    assert code == 2 and "No space left on device" in err and err.count("\n") == 1
+    assert grid.read_bytes() == good and sorted(os.listdir(tmp_path)) == ["grid.png"]
+
+
+def test_non_finite_samples_are_reported_not_drawn(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from snippets import checkpoint as ckpt
+
+    monkeypatch.setattr(
+        ckpt, "generate", lambda *a, **k: torch.full((2, 1, 16, 16), float("nan"))
+    )
+    grid = tmp_path / "grid.png"
+    argv = ["sample", "--checkpoint", SHIPPED, "--n", "2", "--out", str(grid)]
+    code, err = _run(argv, capsys)
+    assert code == 2 and "NaN/Inf" in err and not grid.exists()
+
+
+def test_an_unreadable_ema_file_is_named(tmp_path, capsys, monkeypatch):
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self.name == "ema.safetensors":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    code, err = _run(["sample", "--checkpoint", SHIPPED, "--n", "1"], capsys)
+    assert (
+        code == 2
+        and "cannot read checkpoint file" in err
+        and "Permission denied" in err
+    )
+
+
+def test_train_stops_on_nan_and_resume_checks_budget_and_config(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = [*TINY_ARGS, "--out", str(run), "--warmup-steps", "0"]
+    code, err = _run(
+        ["train", "--steps", "8", "--lr", "1e30", "--checkpoint-every", "1", *args],
+        capsys,
+    )
+    assert code == 2 and "not finite" in err and err.count("\n") == 1, err
+    kept = read_config(run)["step"]
+    assert 1 <= kept < 8  # the last good checkpoint stands
+
+    fresh = tmp_path / "fresh"
+    assert (
+        _run(["train", "--steps", "2", "--out", str(fresh), *TINY_ARGS], capsys)[0] == 0
+    )
+    code, err = _run(["train", "--out", str(fresh), "--resume", "--steps", "1"], capsys)
+    assert code == 2 and "beyond the budget" in err
+    assert read_config(fresh)["step"] == 2
+
+    # a resumed config without its training arguments: one line, not a KeyError
+    import hashlib
+
+    config = json.loads((fresh / "config.json").read_text())
+    del config["training"]
+    data = json.dumps(config).encode()
+    (fresh / "config.json").write_bytes(data)
+    manifest = json.loads((fresh / "manifest.json").read_text())
+    manifest["files"]["config.json"] = hashlib.sha256(data).hexdigest()
+    (fresh / "manifest.json").write_text(json.dumps(manifest))
+    code, err = _run(["train", "--out", str(fresh), "--resume", "--steps", "3"], capsys)
+    assert code == 2 and "training" in err and err.count("\n") == 1, err
+
+
+LOCK_HOLDER = """
+import sys, time
+from snippets.checkpoint import RunLock
+with RunLock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_train_on_one_folder_fails_at_once_naming_the_first(tmp_path, capsys):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(tmp_path / "run")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        argv = ["train", "--steps", "1", "--out", str(tmp_path / "run"), *TINY_ARGS]
+        code, err = _run(argv, capsys)
+        assert code == 2 and f"in use by process {holder.pid}" in err, err
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=60)
+    assert _run(argv, capsys)[0] == 0  # the killed holder's lock is stale
+
+
+def test_a_second_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
+    import snippets.training
+
+    def interrupted_twice(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(snippets.training, "train", interrupted_twice)
+    argv = ["train", "--steps", "1", "--out", str(tmp_path / "run"), *TINY_ARGS]
+    code, err = _run(argv, capsys)
+    assert code == 130 and err.count("\n") == 1 and "interrupted" in err
+
+
+@pytest.mark.parametrize("n", [-5, 0, 1, 2.5, True, "500"])
+def test_fid_floor_rejects_a_bad_sample_count(n):
+    from snippets.metrics import fid_floor
+
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+        fid_floor(n)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -130,3 +132,109 @@ def test_save_grid_tiles_and_scales(tmp_path):
     assert grid[2, 2] == 0 and grid.max() == 255
     with pytest.raises(ValueError):
         save_grid(torch.zeros(2, 2, 4, 4), tmp_path / "bad.png")
+
+
+def test_load_data_is_offline_unless_asked_for_the_hub(tmp_path, monkeypatch):
+    import datasets
+
+    def no_network(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the Hub (offline)\nretries exhausted")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_network)
+    with pytest.raises(ValueError, match="'digitz' is not 'digits'.*hf:NAME"):
+        load_data("digitz")  # a typo never reaches the Hub
+    with pytest.raises(ValueError, match="hf:NAME"):
+        load_data(str(tmp_path / "missing-folder"))
+    with pytest.raises(ValueError) as err:
+        load_data("hf:huggan/smithsonian_butterflies_subset")
+    assert "ConnectionError: Couldn't reach the Hub" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(image_size=0), "image_size"),
+        (dict(image_size=-16), "image_size"),
+        (dict(image_size=16.0), "image_size"),
+        (dict(channels=2), "channels"),
+        (dict(channels=True), "channels"),
+    ],
+)
+def test_load_data_rejects_bad_sizes_naming_them(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        load_data("digits", **kwargs)
+
+
+def test_sixteen_bit_greyscale_pngs_are_rescaled_not_clipped(tmp_path):
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    ramp = np.linspace(0, 65535, 64).astype(np.uint16).reshape(8, 8)
+    Image.fromarray(ramp).save(folder / "ramp.png")
+    assert Image.open(folder / "ramp.png").mode.startswith("I;16")
+    x = load_image_folder(folder, image_size=8, channels=1)[0, 0]
+    assert torch.allclose(x, torch.tensor(ramp / 65535 * 2 - 1, dtype=torch.float32))
+    assert (x == 1).float().mean() < 0.05  # not 98 % white, as a clipping convert gave
+    rgb = load_image_folder(folder, image_size=8, channels=3)[0]
+    assert torch.equal(rgb[0], rgb[2]) and torch.allclose(rgb[1], x)
+
+
+def _png_header_only(path, width, height):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_a_clear_error(tmp_path):
+    (tmp_path / "bomb").mkdir()
+    _png_header_only(tmp_path / "bomb" / "huge.png", 100_000, 100_000)  # 10^10 pixels
+    with pytest.raises(ValueError, match="cannot read image .*huge.png"):
+        load_image_folder(tmp_path / "bomb")
+
+
+def test_save_grid_replaces_a_good_file_only_with_a_whole_one(tmp_path, monkeypatch):
+    images = torch.zeros(4, 1, 4, 4)
+    path = save_grid(images, tmp_path / "grid.png")
+    good = path.read_bytes()
+
+    def disk_full(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"\x89PNG truncated")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        save_grid(torch.ones(4, 1, 4, 4), path)
+    assert path.read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+
+
+@pytest.mark.parametrize(
+    "images, kwargs, message",
+    [
+        (torch.zeros(0, 1, 4, 4), {}, "B>=1"),
+        (torch.zeros(2, 2, 4, 4), {}, "1 or 3"),
+        (torch.full((2, 1, 4, 4), float("nan")), {}, "NaN"),
+        (torch.zeros(2, 1, 4, 4), dict(scale=0), "scale"),
+        (torch.zeros(2, 1, 4, 4), dict(scale=1.5), "scale"),
+        (torch.zeros(2, 1, 4, 4), dict(nrow=0), "nrow"),
+        ([[0.0]], {}, "tensor"),
+    ],
+)
+def test_save_grid_rejects_bad_input_naming_it(tmp_path, images, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        save_grid(images, tmp_path / "g.png", **kwargs)
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_save_grid_path_must_name_a_png_file(tmp_path):
+    for bad in (tmp_path, tmp_path / "grid", tmp_path / "folder.png"):
+        if bad.name == "folder.png":
+            bad.mkdir()
+        with pytest.raises(ValueError, match="must name a .png file"):
+            save_grid(torch.zeros(1, 1, 4, 4), bad)

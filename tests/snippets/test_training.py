@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from snippets import checkpoint as ckpt
+from snippets.checkpoint import load_checkpoint, read_config
 from snippets.data import load_digits
 from snippets.forward import q_sample, training_target
 from snippets.schedules import NoiseSchedule
@@ -354,3 +356,123 @@ def test_cli_train_under_accelerate_launch_two_processes(tmp_path):
     assert proc.stdout.count("step 3: loss") == 1  # printed by the main process only
     state = json.loads((tmp_path / "run" / "training_state.json").read_text())
     assert state["world_size"] == 2 and state["step"] == 3
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(
+    digits, tmp_path
+):
+    images, _ = digits
+    config = TrainConfig(
+        steps=6, batch_size=4, learning_rate=1e30, warmup_steps=0, checkpoint_every=1
+    )
+    with pytest.raises(FloatingPointError, match="not finite.*last checkpoint"):
+        train(tiny_unet(), images, config=config, out_dir=tmp_path, progress_bar=False)
+    kept = load_checkpoint(tmp_path)  # loads: hashes and finiteness are checked
+    assert 1 <= kept.config["step"] < 6
+    # NaN data: stopped at step 1, before the weights change, with nothing saved
+    model = tiny_unet()
+    before = _weights(model)
+    nan_images = torch.full_like(images[:8], float("nan"))
+    with pytest.raises(FloatingPointError, match="step 1: loss nan.*nothing saved"):
+        train(model, nan_images, config=TrainConfig(steps=3), progress_bar=False)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+
+
+def test_resume_refuses_a_budget_already_spent(digits, tmp_path):
+    images, _ = digits
+    config = TrainConfig(steps=2, batch_size=4, checkpoint_every=0)
+    train(tiny_unet(), images, config=config, out_dir=tmp_path, progress_bar=False)
+    with pytest.raises(ValueError, match="at step 2.*beyond the budget"):
+        train(
+            tiny_unet(),
+            images,
+            config=TrainConfig(steps=1, batch_size=4),
+            out_dir=tmp_path,
+            resume=True,
+            progress_bar=False,
+        )
+    assert load_checkpoint(tmp_path).config["step"] == 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signals_during_the_final_save_wait_for_it(
+    digits, tmp_path, monkeypatch, signum
+):
+    images, _ = digits
+    real_write = ckpt._write_synced
+    sent = []
+
+    def write_and_signal(path, data):
+        if len(sent) < 2:  # SIGTERM, or a first and a second Ctrl-C, mid-save
+            sent.append(signum)
+            os.kill(os.getpid(), signum)
+        real_write(path, data)
+
+    monkeypatch.setattr(ckpt, "_write_synced", write_and_signal)
+    result = train(
+        tiny_unet(),
+        images,
+        config=TrainConfig(steps=2, batch_size=4, checkpoint_every=0),
+        out_dir=tmp_path,
+        progress_bar=False,
+    )
+    assert len(sent) == 2 and result.step == 2
+    assert load_checkpoint(tmp_path).config["step"] == 2
+
+
+_MID_RUN = TrainConfig(steps=6, batch_size=4, warmup_steps=2, checkpoint_every=2)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(digits):
+    model = tiny_unet()
+    return train(model, digits[0], config=_MID_RUN, progress_bar=False), _weights(model)
+
+
+# the save's file steps: 6 writes, the commit rename (7), 6 moves, the manifest's last (13)
+@pytest.mark.parametrize("fail_at", [6, 7, 13])
+def test_a_save_interrupted_mid_run_still_resumes_exactly(
+    digits, uninterrupted, tmp_path, monkeypatch, fail_at
+):
+    images, config = digits[0], _MID_RUN
+    full, straight_weights = uninterrupted
+
+    real_commit, commits, ops = ckpt.commit_files, [], []
+
+    def commit_failing_once(directory, files, step):
+        commits.append(step)
+        return real_commit(directory, files, step)
+
+    def op(function):
+        def step(*args, **kwargs):
+            if len(commits) == 2:  # the save at step 4
+                ops.append(function.__name__)
+                if len(ops) == fail_at:
+                    raise OSError(28, "No space left on device (injected)")
+            return function(*args, **kwargs)
+
+        return step
+
+    with monkeypatch.context() as m:
+        m.setattr(ckpt, "commit_files", commit_failing_once)
+        m.setattr(ckpt, "_write_synced", op(ckpt._write_synced))
+        for name in ("rename", "replace"):
+            m.setattr(ckpt.os, name, op(getattr(os, name)))
+        with pytest.raises(OSError, match="injected"):
+            train(
+                tiny_unet(), images, config=config, out_dir=tmp_path, progress_bar=False
+            )
+    assert read_config(tmp_path)["step"] in (2, 4)
+    resumed = tiny_unet(seed=5)
+    second = train(
+        resumed,
+        images,
+        config=config,
+        out_dir=tmp_path,
+        resume=True,
+        progress_bar=False,
+    )
+    assert second.losses == full.losses
+    for name, value in straight_weights.items():
+        assert torch.equal(resumed.state_dict()[name], value), name
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
