@@ -34,19 +34,41 @@ _SNIPPET_TITLE = re.compile(r"""\btitle\s*=\s*(["'])snippets/[\w/]+\.py\1""")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-def _docstring_owners(tree: ast.Module):
-    """The module and every class or function in it, outermost first."""
-    yield tree
+def _is_string(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
+
+
+def _docstrings(tree: ast.Module):
+    """Yield `(docstring, owner's body)` for every docstring, outermost first.
+
+    A docstring is the first statement of a module, class or function body when it is a string,
+    or a string right after an assignment in a module or class body (an attribute docstring, which
+    mkdocstrings shows in the reference).
+    """
     for node in ast.walk(tree):
-        if isinstance(node, _DEFINITIONS):
-            yield node
+        if not isinstance(node, (ast.Module, *_DEFINITIONS)):
+            continue
+        body = node.body
+        if body and _is_string(body[0]):
+            yield body[0], body
+        if isinstance(node, (ast.Module, ast.ClassDef)):
+            for previous, statement in zip(body, body[1:]):
+                if isinstance(previous, (ast.Assign, ast.AnnAssign)) and _is_string(
+                    statement
+                ):
+                    yield statement, body
 
 
 def strip_docstrings(source: str) -> str:
-    """Remove the module, class and function docstrings from Python source.
+    """Remove the module, class, function and attribute docstrings from Python source.
 
     Only whole lines are removed: a docstring that shares a line with other code
-    (``def f(): "doc"``) is kept. Blank lines right after a removed docstring go with it, and a body
+    (``def f(): "doc"``) is kept. Blank lines right after a removed docstring that opens a body go
+    with it, and a body
     that held nothing but its docstring becomes ``...`` at the docstring's indentation, so the
     result parses whenever `source` did. Source that does not parse is returned unchanged.
 
@@ -68,16 +90,7 @@ def strip_docstrings(source: str) -> str:
     lines = source.splitlines(keepends=True)
     drop: set[int] = set()  # 0-based line numbers
     replace: dict[int, str] = {}  # 0-based line number -> new line
-    for owner in _docstring_owners(tree):
-        body = owner.body
-        if not (
-            body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            continue
-        doc = body[0]
+    for doc, body in _docstrings(tree):
         first, last = doc.lineno - 1, doc.end_lineno - 1
         before = lines[first].encode("utf-8")[: doc.col_offset].decode("utf-8")
         after = lines[last].encode("utf-8")[doc.end_col_offset :].decode("utf-8")
@@ -85,11 +98,13 @@ def strip_docstrings(source: str) -> str:
         if before.strip() or (after and not after.startswith("#")):
             continue  # shares its lines with other code: leave it
         span = range(first, last + 1)
-        if len(body) == 1 and not isinstance(owner, ast.Module):
+        if len(body) == 1 and body is not tree.body:
             drop.update(span)
             replace[first] = before + "...\n"
             continue
         drop.update(span)
+        if doc is not body[0]:
+            continue  # an attribute docstring: the blank lines around it stay
         following = last + 1
         while following < len(lines) and not lines[following].strip():
             drop.add(following)

@@ -152,7 +152,8 @@ def ddpm_sample_progressive(
     check_prediction_type(prediction_type)
     if variance_type not in ("fixed_small", "fixed_large"):
         raise ValueError(
-            f"unknown variance_type {variance_type!r}; choose 'fixed_small' or 'fixed_large'"
+            f"unknown variance_type {variance_type!r}; choose 'fixed_small' or "
+            "'fixed_large'"
         )
     alpha_bar = schedule.alpha_bar
     timesteps = inference_timesteps(

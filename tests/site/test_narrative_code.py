@@ -26,13 +26,25 @@ WIDTH = 88  # ruff.toml's line length: the width of a code block on the site
 
 
 def docstrings(source: str) -> list[str]:
+    """The docstrings of `source`, attribute docstrings (a string after an assignment) included."""
     tree = ast.parse(source)
-    owners = [tree] + [
-        node
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-    ]
-    return [doc for doc in map(ast.get_docstring, owners) if doc is not None]
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(
+            node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        ):
+            continue
+        body = node.body
+        strings = [
+            s.value.value
+            for i, s in enumerate(body)
+            if isinstance(s, ast.Expr)
+            and isinstance(s.value, ast.Constant)
+            and isinstance(s.value.value, str)
+            and (i == 0 or isinstance(body[i - 1], (ast.Assign, ast.AnnAssign)))
+        ]
+        found.extend(strings)
+    return found
 
 
 # ----------------------------------------------------------------------------------------------
@@ -44,6 +56,7 @@ r"""Module docstring with $\\bar\\alpha$."""
 import math
 
 QUOTES = """not a docstring"""  # a triple-quoted constant stays
+"""Attribute docstring."""
 
 
 class Schedule:
