@@ -5,8 +5,8 @@ module's path (```` ```python title="snippets/forward.py" ````). The prose aroun
 states what the docstring says, often as the same equation typeset, so on the pages the block shows
 the signature and the body: this hook registers a Python-Markdown preprocessor that runs after
 pymdownx.snippets has inserted the section (priority 32) and before superfences reads the fences
-(priority 25), and removes module, class and function docstrings from every Python fence whose
-title is a ``snippets/*.py`` path.
+(priority 25), and removes module, class, function and attribute docstrings from every Python
+fence whose title is a ``snippets/*.py`` path.
 
 The page still embeds the tested file, never a copy, and the API reference (mkdocstrings, which
 does not go through fences) keeps every docstring in full. Docstrings are found with :mod:`ast`,
