@@ -71,9 +71,8 @@ class BasicUNet(nn.Module):
         h = []  # outputs kept for the skip connections
         for i, layer in enumerate(self.down_layers):
             x = self.act(layer(x))
-            if (
-                i < 2
-            ):  # all but the last down layer: keep the output, then halve the resolution
+            # all but the last down layer: keep the output, then halve the resolution
+            if i < 2:
                 h.append(x)
                 x = self.downscale(x)
         for i, layer in enumerate(self.up_layers):

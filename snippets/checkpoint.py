@@ -869,12 +869,14 @@ def generate(
         )
     if n < 1 or num_inference_steps < 1:
         raise ValueError(
-            f"n and num_inference_steps must be positive, got {n} and {num_inference_steps}"
+            f"n and num_inference_steps must be positive, got {n} and "
+            f"{num_inference_steps}"
         )
     model, k = checkpoint.model, checkpoint.num_classes
     if k is None and (class_labels is not None or guidance_scale != 1.0):
         raise ValueError(
-            "this checkpoint is unconditional: class labels and guidance need a class-conditional model"
+            "this checkpoint is unconditional: class labels and guidance need a "
+            "class-conditional model"
         )
     if k is not None and class_labels is None:
         class_labels = torch.arange(n) % k
@@ -887,7 +889,8 @@ def generate(
     images = []
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
-        # 1. x_T ~ N(0, I), drawn on the CPU so that a seed gives the same images on any device
+        # 1. x_T ~ N(0, I), drawn on the CPU so that a seed gives the same images on any
+        # device
         x_T = torch.randn(
             (b, cfg["out_channels"], cfg["sample_size"], cfg["sample_size"]),
             generator=generator,

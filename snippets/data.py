@@ -200,7 +200,8 @@ def load_hf_dataset(
     for column in (image_column, label_column):
         if column is not None and column not in dataset.column_names:
             raise ValueError(
-                f"dataset {name_or_path} has no column {column!r}; columns: {dataset.column_names}"
+                f"dataset {name_or_path} has no column {column!r}; columns: "
+                f"{dataset.column_names}"
             )
     images = []
     for item in dataset[image_column]:

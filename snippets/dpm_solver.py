@@ -93,11 +93,13 @@ def dpm_solver_pp_2m_sample_progressive(
     timesteps = dpm_solver_timesteps(
         schedule.num_train_timesteps, num_inference_steps, timestep_spacing
     )
-    # noise levels sigma = sqrt((1 - alpha_bar) / alpha_bar) of the visited steps, then 0 (clean data)
+    # noise levels sigma = sqrt((1 - alpha_bar) / alpha_bar) of the visited steps, then
+    # 0 (clean data)
     sigmas = torch.cat(
         [sigma_from_alpha_bar(schedule.alpha_bar)[timesteps], torch.zeros(1)]
     )
-    # VP coefficients: alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma alpha_t; lambda_t = log alpha_t - log sigma_t
+    # VP coefficients: alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma alpha_t;
+    # lambda_t = log alpha_t - log sigma_t
     alphas_t = 1 / (sigmas**2 + 1) ** 0.5
     sigmas_t = sigmas * alphas_t
     lambdas = alphas_t.log() - sigmas_t.log()
@@ -107,7 +109,8 @@ def dpm_solver_pp_2m_sample_progressive(
         model_output = model(x, t.expand(x.shape[0]))
         if model_output.shape != x.shape:
             raise ValueError(
-                f"model output has shape {tuple(model_output.shape)} but x has shape {tuple(x.shape)}"
+                f"model output has shape {tuple(model_output.shape)} but x has shape "
+                f"{tuple(x.shape)}"
             )
         if prediction_type == "epsilon":
             x0_hat = (x - sigmas_t[i] * model_output) / alphas_t[i]
@@ -120,12 +123,14 @@ def dpm_solver_pp_2m_sample_progressive(
         # 2. step size in half-log-SNR
         h = lambdas[i + 1] - lambdas[i]
         if x0_prev is None or i == len(timesteps) - 1:
-            # 3a. first order (DPM-Solver++ Eq. 9, = DDIM): the first step and the last one
+            # 3a. first order (DPM-Solver++ Eq. 9, = DDIM): the first step and the last
+            # one
             x = (sigmas_t[i + 1] / sigmas_t[i]) * x - (
                 alphas_t[i + 1] * (torch.exp(-h) - 1.0)
             ) * x0_hat
         else:
-            # 3b. second order, multistep (Algorithm 2): extrapolate x0_hat linearly in lambda
+            # 3b. second order, multistep (Algorithm 2): extrapolate x0_hat linearly in
+            # lambda
             r = (lambdas[i] - lambdas[i - 1]) / h
             D0, D1 = x0_hat, (1.0 / r) * (x0_hat - x0_prev)
             x = (

@@ -56,11 +56,13 @@ def karras_sigmas(
         raise ValueError(f"num_steps must be a positive integer, got {num_steps}")
     if not 0 < sigma_min < sigma_max:
         raise ValueError(
-            f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}"
+            f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, "
+            f"sigma_max={sigma_max}"
         )
     if rho <= 0:
         raise ValueError(f"rho must be positive, got {rho}")
-    # i / (N - 1), computed in float64 like the reference code; a single step sits at sigma_max
+    # i / (N - 1), computed in float64 like the reference code; a single step sits at
+    # sigma_max
     ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64)
     min_inv_rho, max_inv_rho = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     # Eq. 5: interpolate linearly in sigma^(1/rho), then raise to rho
@@ -220,7 +222,8 @@ def edm_loss(
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
     if noise.shape != x0.shape:
         raise ValueError(
-            f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}"
+            f"noise must have the shape of x0 {tuple(x0.shape)}, got "
+            f"{tuple(noise.shape)}"
         )
     s = sigma.reshape(-1, 1, 1, 1)
     # 1. corrupt: x = y + n, n ~ N(0, sigma^2 I)
@@ -296,7 +299,8 @@ def edm_sample_progressive(
         sigma, sigma_next = sigmas[i].item(), sigmas[i + 1].item()
         # 2. gamma_i = min(S_churn / N, sqrt(2) - 1) if S_tmin <= sigma_i <= S_tmax
         gamma = min(S_churn / N, math.sqrt(2) - 1) if S_tmin <= sigma <= S_tmax else 0.0
-        # 3. raise the noise level: sigma_hat = sigma_i + gamma sigma_i, x_hat = x_i + sqrt(sigma_hat^2 - sigma_i^2) eps
+        # 3. raise the noise level: sigma_hat = sigma_i + gamma sigma_i, x_hat = x_i +
+        # sqrt(sigma_hat^2 - sigma_i^2) eps
         sigma_hat = sigma * (gamma + 1)
         if gamma > 0:
             eps = (

@@ -183,9 +183,11 @@ def flow_match_sigmas(
             f"num_train_timesteps must be a positive integer, got {num_train_timesteps}"
         )
     T = num_train_timesteps
-    # the smallest training time 1/T, shifted as the scheduler's __init__ does (float32 like diffusers)
+    # the smallest training time 1/T, shifted as the scheduler's __init__ does (float32
+    # like diffusers)
     t_min = shift_sigmas(torch.tensor(1.0 / T, dtype=torch.float32), shift).item()
-    # N evenly spaced times from 1 to t_min, shifted (in float64, like diffusers), then float32
+    # N evenly spaced times from 1 to t_min, shifted (in float64, like diffusers), then
+    # float32
     sigmas = torch.linspace(1.0, t_min, num_inference_steps, dtype=torch.float64)
     sigmas = shift_sigmas(sigmas, shift).to(torch.float32)
     return torch.cat([sigmas, torch.zeros(1)]), sigmas * T

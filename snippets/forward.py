@@ -86,7 +86,8 @@ def corrupt(
     """
     if amount.shape != (x.shape[0],):
         raise ValueError(
-            f"amount must have shape ({x.shape[0]},), one value per image, got {tuple(amount.shape)}"
+            f"amount must have shape ({x.shape[0]},), one value per image, got "
+            f"{tuple(amount.shape)}"
         )
     if bool((amount < 0).any() or (amount > 1).any()):
         raise ValueError("amount must lie in [0, 1]")
@@ -281,7 +282,8 @@ def predict_x0_and_eps(
     check_prediction_type(prediction_type)
     if model_output.shape != x_t.shape:
         raise ValueError(
-            f"model output has shape {tuple(model_output.shape)} but x_t has shape {tuple(x_t.shape)}"
+            f"model output has shape {tuple(model_output.shape)} but x_t has shape "
+            f"{tuple(x_t.shape)}"
         )
     a_bar = broadcast_at(alpha_bar, t, x_t)
     sqrt_a_bar, sqrt_one_minus_a_bar = a_bar.sqrt(), (1 - a_bar).sqrt()

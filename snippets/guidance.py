@@ -104,7 +104,8 @@ def guided_prediction(
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if pred_cond.shape != pred_uncond.shape:
         raise ValueError(
-            f"pred_cond and pred_uncond must have the same shape, got {tuple(pred_cond.shape)} "
+            "pred_cond and pred_uncond must have the same shape, got "
+            f"{tuple(pred_cond.shape)} "
             f"and {tuple(pred_uncond.shape)}"
         )
     if convention == "paper":
@@ -155,7 +156,8 @@ def cfg_model(
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if x.shape[0] != class_labels.shape[0]:
             raise ValueError(
-                f"cfg_model was built for {class_labels.shape[0]} labels but got a batch of {x.shape[0]}"
+                f"cfg_model was built for {class_labels.shape[0]} labels but got a "
+                f"batch of {x.shape[0]}"
             )
         t = torch.as_tensor(t, device=x.device)
         t = t.expand(x.shape[0]) if t.ndim == 0 else t

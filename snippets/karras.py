@@ -121,7 +121,8 @@ def denoise(
     """
     if model_output.shape != x.shape:
         raise ValueError(
-            f"model output has shape {tuple(model_output.shape)} but x has shape {tuple(x.shape)}"
+            f"model output has shape {tuple(model_output.shape)} but x has shape "
+            f"{tuple(x.shape)}"
         )
     if prediction_type == "epsilon":
         return x - sigma * model_output
@@ -212,7 +213,8 @@ def euler_sample_progressive(
         if gamma > 0:
             z = gaussian_noise(x, generator)
             x = x + z * s_noise * (sigma_hat**2 - sigma**2) ** 0.5
-        # 4. D(\hat x_i; \hat\sigma_i); like diffusers, v is converted with sigma, epsilon with \hat\sigma
+        # 4. D(\hat x_i; \hat\sigma_i); like diffusers, v is converted with sigma,
+        # epsilon with \hat\sigma
         x0_hat = denoise(
             model_output,
             x,

@@ -94,7 +94,8 @@ def train_classifier(
                 order = torch.randperm(len(x), generator=generator)
                 for i in range(0, len(x), batch_size):
                     index = order[i : i + batch_size]
-                    # random shifts of -1, 0 or +1 pixel (torch.roll wraps around; the borders are blank)
+                    # random shifts of -1, 0 or +1 pixel (torch.roll wraps around; the
+                    # borders are blank)
                     dx, dy = torch.randint(-1, 2, (2,), generator=generator).tolist()
                     batch = torch.roll(x[index], shifts=(dy, dx), dims=(2, 3))
                     loss = F.cross_entropy(model(batch), y[index])
@@ -161,11 +162,13 @@ def frechet_distance(features_1: np.ndarray, features_2: np.ndarray) -> float:
         or min(len(f1), len(f2)) < 2
     ):
         raise ValueError(
-            f"features must be (N, D) arrays with the same D and N >= 2, got {f1.shape} and {f2.shape}"
+            "features must be (N, D) arrays with the same D and N >= 2, got "
+            f"{f1.shape} and {f2.shape}"
         )
     mu1, mu2 = f1.mean(0), f2.mean(0)
     sigma1, sigma2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
-    # Sigma_1^{1/2} by eigen-decomposition (clip tiny negative eigenvalues from round-off)
+    # Sigma_1^{1/2} by eigen-decomposition (clip tiny negative eigenvalues from
+    # round-off)
     w, v = np.linalg.eigh(sigma1)
     sqrt1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
     # tr (Sigma_1^{1/2} Sigma_2 Sigma_1^{1/2})^{1/2} = sum of sqrt of its eigenvalues
@@ -210,7 +213,8 @@ def digit_metrics(
         classifier.features(reference.float().cpu()),
     )
     probs = classifier.head(feats).softmax(-1)
-    # 2. Frechet distance, mean top probability, entropy of the predicted-class histogram
+    # 2. Frechet distance, mean top probability, entropy of the predicted-class
+    # histogram
     hist = torch.bincount(probs.argmax(-1), minlength=10).double() / len(x)
     entropy = -(hist[hist > 0] * hist[hist > 0].log()).sum().item()
     return {

@@ -152,7 +152,8 @@ def ddpm_sample_progressive(
     check_prediction_type(prediction_type)
     if variance_type not in ("fixed_small", "fixed_large"):
         raise ValueError(
-            f"unknown variance_type {variance_type!r}; choose 'fixed_small' or 'fixed_large'"
+            f"unknown variance_type {variance_type!r}; choose 'fixed_small' or "
+            "'fixed_large'"
         )
     alpha_bar = schedule.alpha_bar
     timesteps = inference_timesteps(
@@ -160,6 +161,7 @@ def ddpm_sample_progressive(
     )
     # the step after t is the next one in the list; -1 (clean data) after the last
     prev_timesteps = torch.cat([timesteps[1:], timesteps.new_tensor([-1])])
+    # --8<-- [start:ddpm-step]
     x = x_T
     for t, t_prev in zip(timesteps, prev_timesteps):
         # 1. predict with the network
@@ -180,6 +182,7 @@ def ddpm_sample_progressive(
         else:
             x = mean
         yield t, x, x0_hat
+    # --8<-- [end:ddpm-step]
 
 
 # --8<-- [end:ddpm]
@@ -257,6 +260,7 @@ def ddim_sample_progressive(
     alpha_bar = schedule.alpha_bar
     T = schedule.num_train_timesteps
     timesteps = inference_timesteps(T, num_inference_steps, timestep_spacing)
+    # --8<-- [start:ddim-step]
     x = x_T
     for t in timesteps:
         t_prev = t - T // num_inference_steps
@@ -280,6 +284,7 @@ def ddim_sample_progressive(
             z = gaussian_noise(x, generator)
             x = x + sigma_t * z
         yield t, x, x0_hat
+    # --8<-- [end:ddim-step]
 
 
 # --8<-- [end:ddim]

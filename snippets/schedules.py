@@ -184,11 +184,13 @@ class NoiseSchedule:
         betas = torch.as_tensor(betas, dtype=torch.float32)
         if betas.ndim != 1 or betas.numel() < 2:
             raise ValueError(
-                f"betas must be a 1-D tensor with at least 2 entries, got shape {tuple(betas.shape)}"
+                "betas must be a 1-D tensor with at least 2 entries, got shape "
+                f"{tuple(betas.shape)}"
             )
         if not bool(((betas > 0) & (betas <= 1)).all()):
             raise ValueError(
-                "every beta must lie in (0, 1]; a variance of 0 or above 1 is not a diffusion step"
+                "every beta must lie in (0, 1]; a variance of 0 or above 1 is not a "
+                "diffusion step"
             )
         # \alpha_t = 1 - \beta_t
         alphas = 1.0 - betas
@@ -220,7 +222,8 @@ class NoiseSchedule:
         """
         if int(num_train_timesteps) != num_train_timesteps or num_train_timesteps < 2:
             raise ValueError(
-                f"num_train_timesteps must be an integer >= 2, got {num_train_timesteps}"
+                "num_train_timesteps must be an integer >= 2, got "
+                f"{num_train_timesteps}"
             )
         if name == "linear":
             betas = linear_betas(num_train_timesteps, beta_start, beta_end)
@@ -232,7 +235,8 @@ class NoiseSchedule:
             betas = sigmoid_betas(num_train_timesteps, beta_start, beta_end)
         else:
             raise ValueError(
-                f"unknown noise schedule {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}"
+                f"unknown noise schedule {name!r}; choose one of "
+                f"{', '.join(SCHEDULE_NAMES)}"
             )
         if rescale_zero_terminal_snr:
             betas = rescale_betas_zero_snr(betas)
@@ -288,7 +292,8 @@ def inference_timesteps(
     T, N = num_train_timesteps, num_inference_steps
     if int(N) != N or not 1 <= N <= T:
         raise ValueError(
-            f"num_inference_steps must be an integer between 1 and num_train_timesteps={T}, got {N}"
+            "num_inference_steps must be an integer between 1 and "
+            f"num_train_timesteps={T}, got {N}"
         )
     if spacing == "linspace":
         timesteps = np.linspace(0, T - 1, N).round()[::-1]
@@ -298,7 +303,8 @@ def inference_timesteps(
         timesteps = np.round(np.arange(T, 0, -T / N)) - 1
     else:
         raise ValueError(
-            f"unknown timestep spacing {spacing!r}; choose one of {', '.join(TIMESTEP_SPACINGS)}"
+            f"unknown timestep spacing {spacing!r}; choose one of "
+            f"{', '.join(TIMESTEP_SPACINGS)}"
         )
     return torch.from_numpy(timesteps.astype(np.int64))
 

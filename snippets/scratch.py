@@ -37,7 +37,8 @@ def to_unit_interval(images: torch.Tensor) -> torch.Tensor:
     """
     if images.numel() and (images.min() < -1 or images.max() > 1):
         raise ValueError(
-            f"images must lie in [-1, 1], got values from {images.min().item():.3g} to {images.max().item():.3g}"
+            f"images must lie in [-1, 1], got values from {images.min().item():.3g} to "
+            f"{images.max().item():.3g}"
         )
     return (images + 1) / 2
 

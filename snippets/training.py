@@ -121,7 +121,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.prediction_type not in PREDICTION_TYPES:
             raise ValueError(
-                f"prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}"
+                f"prediction_type must be one of {PREDICTION_TYPES}, got "
+                f"{self.prediction_type!r}"
             )
         if self.min_snr_gamma is not None and not self.min_snr_gamma > 0:
             raise ValueError(
@@ -131,7 +132,8 @@ class TrainConfig:
             raise ValueError(f"p_uncond must be in [0, 1], got {self.p_uncond}")
         if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
             raise ValueError(
-                f"mixed_precision must be auto, no, fp16 or bf16, got {self.mixed_precision!r}"
+                "mixed_precision must be auto, no, fp16 or bf16, got "
+                f"{self.mixed_precision!r}"
             )
         if self.checkpoint_every < 0 or self.log_every < 1:
             raise ValueError("checkpoint_every must be >= 0 and log_every >= 1")
@@ -412,7 +414,8 @@ def train(
         raise ValueError("resume=True needs out_dir, the folder holding the checkpoint")
 
     # 1. Accelerate: devices, data parallelism, mixed precision
-    # (cpu=True on a machine without CUDA: under torchrun / `accelerate launch --multi_gpu` that picks gloo)
+    # (cpu=True on a machine without CUDA: under torchrun / `accelerate launch
+    # --multi_gpu` that picks gloo)
     accelerator = accelerator or Accelerator(
         mixed_precision=_mixed_precision(config.mixed_precision),
         cpu=not torch.cuda.is_available(),
@@ -428,7 +431,8 @@ def train(
     ema_state = {
         k: v.detach().float().clone() for k, v in raw_model.state_dict().items()
     }
-    # one CPU generator per process draws batches, timesteps, noise, label drops and flips
+    # one CPU generator per process draws batches, timesteps, noise, label drops and
+    # flips
     generator = torch.Generator().manual_seed(config.seed + 7919 * rank)
     step, seconds, losses = 0, 0.0, []
 
@@ -511,7 +515,8 @@ def train(
         interrupted = False
         start = time.perf_counter() - seconds
         while progress() < 1.0:
-            # 3. a random batch for this process (with replacement), optional flip and label drop
+            # 3. a random batch for this process (with replacement), optional flip and
+            # label drop
             index = torch.randint(
                 0, images.shape[0], (config.batch_size,), generator=generator
             )
@@ -527,7 +532,8 @@ def train(
                     labels[index], config.p_uncond, num_classes, generator=generator
                 ).to(x0.device)
 
-            # 4. one optimizer step: loss, backward, clip, AdamW at the scheduled learning rate
+            # 4. one optimizer step: loss, backward, clip, AdamW at the scheduled
+            # learning rate
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate_at(step, progress(), config)
             with accelerator.autocast():
@@ -567,7 +573,8 @@ def train(
             # 5. EMA of the weights
             ema_update(ema_state, raw_model, config.ema_decay, step)
 
-            # 6. bookkeeping: loss history, clock, progress bar, periodic checkpoint, signals
+            # 6. bookkeeping: loss history, clock, progress bar, periodic checkpoint,
+            # signals
             losses.append(loss.item())
             seconds = time.perf_counter() - start
             bar.update(1)

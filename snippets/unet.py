@@ -513,14 +513,16 @@ class UNet(nn.Module):
             use_scale_shift_norm=use_scale_shift_norm,
         )
 
-        # 1. time embedding: sinusoids of size channels[0] (computed in forward), then an MLP
+        # 1. time embedding: sinusoids of size channels[0] (computed in forward), then an
+        # MLP
         self.time_embedding = TimeEmbedding(channels[0], emb_dim)
         # 2. class embedding, added to the time embedding; the extra row is the null class
         self.class_embedding = None
         if num_classes is not None:
             self.class_embedding = nn.Embedding(num_classes + 1, emb_dim)
 
-        # 3. encoder: conv_in, then one DownBlock per level; record the channels of every skip
+        # 3. encoder: conv_in, then one DownBlock per level; record the channels of every
+        # skip
         self.conv_in = nn.Conv2d(in_channels, channels[0], kernel_size=3, padding=1)
         skip_channels = [channels[0]]
         self.down_blocks = nn.ModuleList()
@@ -543,7 +545,8 @@ class UNet(nn.Module):
             channels[-1], emb_dim, attention=mid_attention, **block_args
         )
 
-        # 5. decoder: one UpBlock per level, lowest first, each popping num_res_blocks + 1 skips
+        # 5. decoder: one UpBlock per level, lowest first, each popping num_res_blocks + 1
+        # skips
         self.up_blocks = nn.ModuleList()
         h_channels = channels[-1]
         for level in reversed(range(levels)):
@@ -560,7 +563,8 @@ class UNet(nn.Module):
             self.up_blocks.append(block)
             h_channels = channels[level]
 
-        # 6. output: GroupNorm, SiLU, conv to out_channels, zero-initialised so that the untrained
+        # 6. output: GroupNorm, SiLU, conv to out_channels, zero-initialised so that the
+        # untrained
         #    model predicts 0 (the mean of the noise it learns to predict)
         self.conv_norm_out = nn.GroupNorm(num_groups, channels[0])
         self.conv_out = nn.Conv2d(channels[0], out_channels, kernel_size=3, padding=1)
@@ -649,7 +653,8 @@ class UNet(nn.Module):
             if class_labels is None:
                 raise ValueError(
                     "class_labels are required: the model is class-conditional "
-                    f"(num_classes={cfg['num_classes']}); pass label {cfg['num_classes']} for the "
+                    f"(num_classes={cfg['num_classes']}); pass label {cfg['num_classes']} "
+                    "for the "
                     "null class"
                 )
             if (

@@ -69,14 +69,16 @@ def scheduler_from_checkpoint(directory: str | Path) -> DDPMScheduler:
     name = schedule.pop("name")
     if name not in BETA_SCHEDULES:
         raise ValueError(
-            f"{directory}: schedule {name!r} has no DDPMScheduler equivalent; known: {list(BETA_SCHEDULES)}"
+            f"{directory}: schedule {name!r} has no DDPMScheduler equivalent; known: "
+            f"{list(BETA_SCHEDULES)}"
         )
     if schedule.pop("rescale_zero_terminal_snr", False):
         schedule["rescale_betas_zero_snr"] = True
     return DDPMScheduler(
         beta_schedule=BETA_SCHEDULES[name],
         prediction_type=config["prediction_type"],
-        **schedule,  # num_train_timesteps, and beta_start / beta_end when the run set them
+        # num_train_timesteps, and beta_start / beta_end when the run set them
+        **schedule,
     )
 
 
@@ -111,7 +113,8 @@ def unet2dmodel_from_checkpoint(
 
     ours = load_checkpoint(directory, use_ema=use_ema).model
     unet = diffusers_equivalent(ours.config)
-    # 1. diffusers' name for each of our parameter names (the inverse of convert_diffusers_state_dict)
+    # 1. diffusers' name for each of our parameter names (the inverse of
+    # convert_diffusers_state_dict)
     diffusers_name = convert_diffusers_state_dict(
         {name: name for name in unet.state_dict()}
     )
@@ -147,7 +150,8 @@ def fold_class_label(unet: UNet2DModel, class_label: int) -> UNet2DModel:
     num_class_embeds = unet.config.num_class_embeds
     if num_class_embeds is None or unet.config.class_embed_type is not None:
         raise ValueError(
-            "fold_class_label needs a UNet2DModel with num_class_embeds and class_embed_type=None"
+            "fold_class_label needs a UNet2DModel with num_class_embeds and "
+            "class_embed_type=None"
         )
     if (
         isinstance(class_label, bool)
@@ -155,7 +159,8 @@ def fold_class_label(unet: UNet2DModel, class_label: int) -> UNet2DModel:
         or not 0 <= class_label < num_class_embeds
     ):
         raise ValueError(
-            f"class_label must be an integer in [0, {num_class_embeds}), got {class_label!r}"
+            f"class_label must be an integer in [0, {num_class_embeds}), got "
+            f"{class_label!r}"
         )
     config = {**unet.config, "num_class_embeds": None}
     folded = UNet2DModel.from_config(config)
@@ -199,10 +204,12 @@ def pipeline_from_checkpoint(
     num_class_embeds = unet.config.num_class_embeds
     if num_class_embeds is None and class_label is not None:
         raise ValueError(
-            f"{directory} holds an unconditional model: class_label must be None, got {class_label!r}"
+            f"{directory} holds an unconditional model: class_label must be None, got "
+            f"{class_label!r}"
         )
     if num_class_embeds is not None:
-        # 1. DDPMPipeline passes no labels: fix one (the null class by default) inside the network
+        # 1. DDPMPipeline passes no labels: fix one (the null class by default) inside
+        # the network
         unet = fold_class_label(
             unet, num_class_embeds - 1 if class_label is None else class_label
         )
@@ -286,7 +293,8 @@ def course_transform(
             image = image.convert("L" if channels == 1 else "RGB").resize(
                 (image_size, image_size), Image.BILINEAR
             )
-            # 2. ToTensor + Normalize([0.5], [0.5]): (H, W, C) uint8 -> (C, H, W) in [-1, 1]
+            # 2. ToTensor + Normalize([0.5], [0.5]): (H, W, C) uint8 -> (C, H, W) in
+            # [-1, 1]
             array = np.asarray(image, dtype=np.float32).reshape(
                 image_size, image_size, channels
             )
@@ -354,7 +362,8 @@ def train_loop(
         for batch in dataloader:
             if "images" not in batch:
                 raise ValueError(
-                    f"batches must hold 'images' (see course_transform), got keys {list(batch)}"
+                    "batches must hold 'images' (see course_transform), got keys "
+                    f"{list(batch)}"
                 )
             x0 = batch["images"].to(device)
             # 1. noise epsilon ~ N(0, I) and a timestep t ~ U{0, ..., T-1} per image
@@ -428,7 +437,8 @@ def sample_loop(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if (class_labels is None) != (num_class_embeds is None):
         raise ValueError(
-            "class_labels are required for a class-conditional unet and not allowed otherwise "
+            "class_labels are required for a class-conditional unet and not allowed "
+            "otherwise "
             f"(num_class_embeds={num_class_embeds})"
         )
     if class_labels is not None:
@@ -439,7 +449,8 @@ def sample_loop(
             )
         if class_labels.min() < 0 or class_labels.max() >= num_class_embeds:
             raise ValueError(
-                f"class_labels must be in [0, {num_class_embeds}), got values up to {int(class_labels.max())}"
+                f"class_labels must be in [0, {num_class_embeds}), got values up to "
+                f"{int(class_labels.max())}"
             )
     elif guidance_scale != 1.0:
         raise ValueError(
@@ -452,7 +463,8 @@ def sample_loop(
         unet.config.in_channels,
         *((size, size) if isinstance(size, int) else size),
     )
-    # 1. x_T ~ N(0, I), drawn as DDPMPipeline draws it (scaled for schedulers that work in sigma)
+    # 1. x_T ~ N(0, I), drawn as DDPMPipeline draws it (scaled for schedulers that work
+    # in sigma)
     x = (
         randn_tensor(shape, generator=generator, device=device, dtype=unet.dtype)
         * scheduler.init_noise_sigma
@@ -465,7 +477,8 @@ def sample_loop(
             labels = torch.cat([labels, torch.full_like(labels, num_class_embeds - 1)])
     for t in scheduler.timesteps:
         x_in = scheduler.scale_model_input(x, t)  # the identity for DDPM and DDIM
-        # 3. the network's prediction (epsilon, v or x_0, as the scheduler's prediction_type says)
+        # 3. the network's prediction (epsilon, v or x_0, as the scheduler's
+        # prediction_type says)
         if class_labels is not None and guidance_scale != 1.0:
             pred_cond, pred_uncond = unet(
                 torch.cat([x_in, x_in]), t, class_labels=labels
