@@ -7,6 +7,7 @@ tests/site/test_site_browser.py checks the built pages in a browser.
 from __future__ import annotations
 
 import shutil
+from html.parser import HTMLParser
 from types import SimpleNamespace
 
 import pytest
@@ -161,3 +162,71 @@ def test_trim_css_keeps_rules_for_classes_the_page_uses_and_the_variables_they_r
     )
     with pytest.raises(TypeError, match="css"):
         trim_css(None, page)
+
+
+class _VisibleText(HTMLParser):
+    """The text a reader sees as prose: outside code, scripts and KaTeX's output."""
+
+    SKIP = {"pre", "code", "script", "style", "textarea"}
+
+    def __init__(self):
+        super().__init__()
+        self.skip = 0
+        self.katex_depth = 0  # open <span>s inside a KaTeX formula
+        self.text: list[str] = []
+        self.dollar_next_to_math = (
+            ""  # the text before the first `$` that touches a formula
+        )
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self.skip += 1
+        elif tag == "span" and self.katex_depth:
+            self.katex_depth += 1
+        elif tag == "span" and "katex" in (dict(attrs).get("class") or "").split():
+            self.katex_depth = 1
+            if "".join(self.text[-1:]).endswith("$") and not self.dollar_next_to_math:
+                self.dollar_next_to_math = "".join(self.text)[-80:]
+            self.text.append(" ")
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP:
+            self.skip -= 1
+        elif tag == "span" and self.katex_depth:
+            self.katex_depth -= 1
+
+    def handle_data(self, data):
+        if self.skip or self.katex_depth:
+            return
+        if data.startswith("$") and self.text and self.text[-1] == " ":
+            self.dollar_next_to_math = (
+                self.dollar_next_to_math or "".join(self.text)[-80:]
+            )
+        self.text.append(data)
+
+
+def test_no_built_page_shows_raw_tex(built_site):
+    pages = [
+        page
+        for page in built_site.rglob("*.html")
+        if page.relative_to(built_site).parts[0] not in ("assets", "snippets")
+    ]
+    assert len(pages) > 20
+    problems = []
+    for page in pages:
+        parser = _VisibleText()
+        parser.feed(page.read_text(encoding="utf-8"))
+        text = "".join(parser.text)
+        raw = [d for d in ("$$", "\\(", "\\)", "\\[", "\\]", "\\begin{") if d in text]
+        if raw:
+            at = text.find(raw[0])
+            problems.append(
+                f"{page.relative_to(built_site)}: {raw} in "
+                f"{text[max(at - 60, 0) : at + 40]!r}"
+            )
+        if parser.dollar_next_to_math:
+            problems.append(
+                f"{page.relative_to(built_site)}: a $ next to typeset math after "
+                f"{parser.dollar_next_to_math!r}"
+            )
+    assert not problems, "raw TeX in the built pages:\n" + "\n".join(problems)
