@@ -11,7 +11,8 @@
   1. *static*: the HTML plus every same-site file it references — `<link rel=stylesheet|icon|
      preload|modulepreload>`, `<script src>`, `<img src>` (or the first `srcset` candidate),
      `<source srcset>`, the `url(...)` and `@import` of those stylesheets, and the search worker
-     named in Material's `__config` with the `search/search_index.json` it fetches at start-up.
+     named in Material's `__config` with the `search/search_index.json` it fetches at start-up
+     (unless the page holds the index back until the reader searches: hooks/light_pages.py).
      Math is typeset when the site is built (KaTeX, hooks/katex.py): a page with math links
      KaTeX's stylesheet, whose every woff2 font this parse counts, while a browser fetches only
      the fonts of the glyphs in use, so for those pages it is an upper bound;
@@ -141,6 +142,7 @@ class _Resources(HTMLParser):
         self.urls: list[str] = []
         self.config = ""
         self._in_config = False
+        self.index_on_demand = False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -154,6 +156,10 @@ class _Resources(HTMLParser):
             self.urls.append(a["src"])
         elif tag == "script" and a.get("id") == "__config":
             self._in_config = True
+        elif tag == "script" and a.get("id") == "search-on-demand":
+            self.index_on_demand = (
+                True  # hooks/light_pages.py: the index waits for a search
+            )
         elif tag in ("img", "source"):
             if a.get("src"):
                 self.urls.append(a["src"])
@@ -201,11 +207,10 @@ def static_page_weight(site: Path, page: Path) -> dict:
         base = config.get("base", ".")
         if config.get(
             "search"
-        ):  # Material's search worker fetches the index at start-up
-            pending += [
-                (page, config["search"]),
-                (page, f"{base}/search/search_index.json"),
-            ]
+        ):  # Material's search worker, and the index it fetches at start-up
+            pending.append((page, config["search"]))
+            if not parser.index_on_demand:
+                pending.append((page, f"{base}/search/search_index.json"))
     while pending:
         referrer, url = pending.pop()
         target = _local_file(site, referrer, url)

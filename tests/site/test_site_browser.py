@@ -325,6 +325,19 @@ def test_search_lists_the_first_content_page(browser, site_url, built_site):
     assert_clean(browser, page, f"search for {word!r}")
 
 
+def test_the_search_index_loads_only_when_search_is_used(browser, site_url):
+    page = open_page(browser, site_url + "resources/")
+    page.wait_for_load_state("networkidle")
+    loaded = "() => performance.getEntriesByType('resource').map(e => e.name)"
+    assert not [u for u in page.evaluate(loaded) if "search_index.json" in u]
+    page.locator("input.md-search__input").click()
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource')"
+        ".some(e => e.name.endsWith('/search/search_index.json'))"
+    )
+    assert_clean(browser, page, "resources/ and a click on search")
+
+
 def test_search_previews_show_no_raw_tex(browser, site_url):
     # "posterior" is on pages whose sentences around it are full of math.
     page = open_page(browser, site_url)
