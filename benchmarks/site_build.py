@@ -492,7 +492,7 @@ def markdown(record: dict) -> str:
             "",
             f"Median page: {r['median_page_bytes'] / 1e3:.0f} kB uncompressed, target <= "
             f"{r['median_target_bytes'] / 1e3:.0f} kB: **{met[r['median_target_met']]}**. "
-            f"Search index (`search/search_index.json`, fetched by every page): "
+            f"Search index (`search/search_index.json`, fetched when the reader first searches): "
             f"{r['search_index_bytes'] / 1e3:.0f} kB, target <= "
             f"{r['search_index_target_bytes'] / 1e3:.0f} kB: **{met[r['search_index_target_met']]}**.",
         ]

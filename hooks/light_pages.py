@@ -19,10 +19,21 @@ _BUNDLE = re.compile(
 )
 
 
-def on_post_page(output, page, config):
-    """Inline the search-on-demand script before Material's bundle."""
+def _inline(output: str, where: str) -> str:
     inline = f'<script id="search-on-demand">{SCRIPT}</script>'
     output, found = _BUNDLE.subn(lambda m: inline + m.group(0), output, count=1)
     if not found:
-        raise ValueError(f"{page.file.src_uri}: Material's bundle script was not found")
+        raise ValueError(f"{where}: Material's bundle script was not found")
     return output
+
+
+def on_post_page(output, page, config):
+    """Inline the search-on-demand script before Material's bundle."""
+    return _inline(output, page.file.src_uri)
+
+
+def on_post_template(output_content, template_name, config):
+    """The same for the pages built from templates alone (404.html)."""
+    if "assets/javascripts/bundle." not in output_content:
+        return output_content
+    return _inline(output_content, template_name)

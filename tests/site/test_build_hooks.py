@@ -230,3 +230,20 @@ def test_no_built_page_shows_raw_tex(built_site):
                 f"{parser.dollar_next_to_math!r}"
             )
     assert not problems, "raw TeX in the built pages:\n" + "\n".join(problems)
+
+
+def test_every_page_holds_the_search_index_back_until_a_search(built_site):
+    pages = [
+        page
+        for page in built_site.rglob("*.html")
+        if page.relative_to(built_site).parts[0] not in ("assets", "snippets")
+    ]
+    missing = []
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        script = html.find('<script id="search-on-demand">')
+        bundle = html.find("assets/javascripts/bundle.")
+        if not 0 <= script < bundle:
+            missing.append(str(page.relative_to(built_site)))
+    assert "404.html" in {p.name for p in pages}
+    assert not missing, f"pages that fetch the search index at start-up: {missing}"
