@@ -6,6 +6,7 @@ tests/site/test_site_browser.py checks the built pages in a browser.
 
 from __future__ import annotations
 
+import re
 import shutil
 from html.parser import HTMLParser
 from types import SimpleNamespace
@@ -242,8 +243,8 @@ def test_every_page_holds_the_search_index_back_until_a_search(built_site):
     for page in pages:
         html = page.read_text(encoding="utf-8")
         script = html.find('<script id="search-on-demand">')
-        bundle = html.find("assets/javascripts/bundle.")
-        if not 0 <= script < bundle:
+        bundle = re.search(r'<script src="[^"]*assets/javascripts/bundle\.', html)
+        if bundle is None or not 0 <= script < bundle.start():
             missing.append(str(page.relative_to(built_site)))
     assert "404.html" in {p.name for p in pages}
     assert not missing, f"pages that fetch the search index at start-up: {missing}"
