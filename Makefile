@@ -10,6 +10,9 @@ export NO_MKDOCS_2_WARNING := 1
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.requirements-installed
+# KaTeX (pinned in package-lock.json) typesets the site's math at build time: `npm ci` installs it
+# into node_modules/ (needs Node.js and npm; offline afterwards).
+KATEX  := node_modules/katex/dist/katex.min.css
 
 .PHONY: serve build test bench bench-fast figures browser clean
 
@@ -19,6 +22,11 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+$(KATEX): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found (Node.js and npm are needed to typeset the site's math with KaTeX)" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	touch $@
+
 # Headless Chromium for the browser test (Debian packages; needs root or sudo on a fresh machine).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -26,19 +34,19 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
 
-serve: $(STAMP)
+serve: $(STAMP) $(KATEX)
 	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
-build: $(STAMP)
+build: $(STAMP) $(KATEX)
 	$(VENV)/bin/mkdocs build --strict
 
-test: $(STAMP) browser
+test: $(STAMP) $(KATEX) browser
 	$(PY) -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) $(KATEX)
 	$(PY) -m benchmarks
 
-bench-fast: $(STAMP)
+bench-fast: $(STAMP) $(KATEX)
 	$(PY) -m benchmarks --fast
 
 # Every figure of the site, made by the code in snippets/ (docs/figures/make_*.py; some train small

@@ -1,14 +1,13 @@
 """MkDocs hook: everything a page loads comes from the built site itself.
 
-* MathJax 3 is copied into ``site/assets/mathjax/`` from the installed PyPI package
-  ``django-static-mathjax`` (pinned in requirements.txt), so math typesets with no internet.
 * Every ``snippets/*.py`` module is copied whole into ``site/snippets/``, and each code block
   titled ``snippets/<module>.py`` gets a link to that file, so a reader who copies one section can
   fetch the module with its imports and helpers in one click.
 * Notebook pages rendered by mkdocs-jupyter carry nbconvert's ``<script>`` tags for MathJax 2 and
-  mermaid from a CDN; they are removed here (the site's own MathJax typesets notebook Markdown).
-  The JupyterLab theme CSS that nbconvert inlines into each notebook page is written once to
-  ``site/assets/stylesheets/jupyter-<hash>.css`` and linked instead.
+  mermaid from a CDN; they are removed here (hooks/katex.py typesets notebook Markdown at build
+  time). The JupyterLab theme CSS that nbconvert inlines into each notebook page (~570 kB) is cut
+  to the rules whose classes the page uses and the custom properties those rules read (light and
+  dark), written to ``site/assets/stylesheets/jupyter-<hash>.css`` and linked instead.
 """
 
 from __future__ import annotations
@@ -18,27 +17,11 @@ import logging
 import posixpath
 import re
 import shutil
+from functools import lru_cache
 from pathlib import Path
 
-import mathjax  # the ``mathjax`` package installed by django-static-mathjax
+import tinycss2
 
-MATHJAX_SRC = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
-# The combined TeX-input/CHTML-output component, plus what it may load on demand:
-# web fonts, TeX extensions (autoload) and the accessibility/menu parts.
-# The speech-rule-engine maps (English, Nemeth braille, shared base) let the accessibility explorer
-# of MathJax's right-click menu work offline too; MathJax looks for them at [mathjax]/sre/mathmaps.
-MATHJAX_PARTS = [
-    "tex-chtml.js",
-    "output/chtml/fonts/woff-v2",
-    "input/tex/extensions",
-    "input/mml.js",  # the accessibility explorer re-parses the MathML output
-    "a11y",
-    "ui",
-    "adaptors",
-    "sre/mathmaps/base.json",
-    "sre/mathmaps/en.json",
-    "sre/mathmaps/nemeth.json",
-]
 SNIPPETS_DIR = Path(__file__).resolve().parent.parent / "snippets"
 # a warning on a logger under "mkdocs" fails a --strict build
 log = logging.getLogger("mkdocs.hooks.offline_assets")
@@ -62,6 +45,139 @@ _BIG_INLINE_STYLE = re.compile(
     r'<style type="text/css">\s*(@charset "UTF-8";\s*\.jupyter-wrapper\{.*?)</style>',
     re.DOTALL,
 )
+
+
+_CLASS_ATTR = re.compile(r'class="([^"]*)"')
+_VAR = re.compile(r"var\(\s*(--[\w-]+)")
+
+
+def _top_level_classes(selector) -> set[str]:
+    """The classes a selector requires (those inside ``:not(...)`` and the like are not counted)."""
+    classes, prev = set(), None
+    for token in selector:
+        if token.type == "ident" and prev is not None and prev == ".":
+            classes.add(token.value)
+        prev = token
+    return classes
+
+
+def _selectors(prelude) -> list[list]:
+    parts: list[list] = [[]]
+    for token in prelude:
+        if token == ",":
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    return parts
+
+
+@lru_cache(maxsize=4)
+def _parsed(css: str) -> list:
+    """The stylesheet as (selectors with their classes, declarations) and (@media, rules) trees."""
+
+    def tree(rules) -> list:
+        out = []
+        for rule in rules:
+            if rule.type == "qualified-rule":
+                selectors = [
+                    (
+                        tinycss2.serialize(sel).strip(),
+                        frozenset(_top_level_classes(sel)),
+                    )
+                    for sel in _selectors(rule.prelude)
+                ]
+                declarations = [
+                    (d.name, tinycss2.serialize(d.value).strip(), d.important)
+                    for d in tinycss2.parse_declaration_list(
+                        rule.content, skip_comments=True, skip_whitespace=True
+                    )
+                    if d.type == "declaration"
+                ]
+                out.append(("rule", selectors, declarations))
+            elif rule.type == "at-rule" and rule.lower_at_keyword in (
+                "media",
+                "supports",
+            ):
+                head = f"@{rule.at_keyword} {tinycss2.serialize(rule.prelude).strip()}"
+                inner = tinycss2.parse_rule_list(
+                    rule.content, skip_comments=True, skip_whitespace=True
+                )
+                out.append(("at", head, tree(inner)))
+            # @charset, @keyframes (no rule the notebooks use animates) and the rest are dropped
+        return out
+
+    return tree(
+        tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True)
+    )
+
+
+def trim_css(css: str, page_html: str) -> str:
+    """Keep the rules of `css` whose selectors need only classes that `page_html` uses.
+
+    A selector survives if every class it requires appears in a ``class`` attribute of the page;
+    custom properties (``--jp-*``) survive if a kept declaration reads them, directly or through
+    another custom property.
+
+    Args:
+        css: A stylesheet (nbconvert's JupyterLab theme).
+        page_html: The whole HTML of the page that uses it.
+
+    Returns:
+        The trimmed stylesheet, minified.
+    """
+    if not isinstance(css, str) or not isinstance(page_html, str):
+        raise TypeError("css and page_html must be strings")
+    used = {c for attr in _CLASS_ATTR.findall(page_html) for c in attr.split()}
+
+    def shake(tree):
+        out = []
+        for kind, head, body in tree:
+            if kind == "rule":
+                kept = [text for text, classes in head if classes <= used]
+                if kept:
+                    out.append(("rule", ",".join(kept), body))
+            else:
+                inner = shake(body)
+                if inner:
+                    out.append(("at", head, inner))
+        return out
+
+    def declarations(tree):
+        for kind, _, body in tree:
+            yield from body if kind == "rule" else declarations(body)
+
+    kept = shake(_parsed(css))
+    definitions: dict[str, list[str]] = {}
+    todo = []
+    for name, value, _ in declarations(kept):
+        if name.startswith("--"):
+            definitions.setdefault(name, []).append(value)
+        else:
+            todo += _VAR.findall(value)
+    needed: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            for value in definitions.get(name, []):
+                todo += _VAR.findall(value)
+
+    def emit(tree) -> str:
+        css_out = []
+        for kind, head, body in tree:
+            if kind == "rule":
+                text = ";".join(
+                    f"{name}:{value}{' !important' if important else ''}"
+                    for name, value, important in body
+                    if not name.startswith("--") or name in needed
+                )
+            else:
+                text = emit(body)
+            if text:
+                css_out.append(f"{head}{{{text}}}")
+        return "".join(css_out)
+
+    return emit(kept)
 
 
 def _page_dir(page) -> str:
@@ -93,7 +209,7 @@ def on_post_page(output, page, config):
     output = _MERMAID_MODULE.sub("", output)
 
     def shared_stylesheet(match: re.Match) -> str:
-        css = match.group(1)
+        css = trim_css(match.group(1), output)
         name = f"assets/stylesheets/jupyter-{hashlib.sha256(css.encode()).hexdigest()[:10]}.css"
         target = Path(config["site_dir"]) / name
         if not target.is_file():
@@ -108,16 +224,6 @@ def on_post_page(output, page, config):
 
 def on_post_build(config):
     site = Path(config["site_dir"])
-    dest = site / "assets" / "mathjax"
-    for part in MATHJAX_PARTS:
-        src = MATHJAX_SRC / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, dirs_exist_ok=True)
-        else:
-            (dest / part).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / part)
-    shutil.copy2(MATHJAX_SRC.parent / "LICENSE", dest / "LICENSE")
-
     out = site / "snippets"
     out.mkdir(parents=True, exist_ok=True)
     root = SNIPPETS_DIR.resolve()

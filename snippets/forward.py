@@ -231,7 +231,7 @@ def training_target(
     * `"epsilon"`: the noise $\epsilon$ (Ho et al. 2020, Eq. 14);
     * `"sample"`: the clean image $x_0$;
     * `"v_prediction"`: the velocity (Salimans & Ho 2022, Section 4)
-      $$v_t = \sqrt{\bar\alpha_t}\,\epsilon - \sqrt{1 - \bar\alpha_t}\,x_0.$$
+      $v_t = \sqrt{\bar\alpha_t}\,\epsilon - \sqrt{1 - \bar\alpha_t}\,x_0$.
 
     Args:
         x0: Clean images, shape `(B, C, H, W)`.

@@ -1,8 +1,10 @@
 """The built site in a real browser: Debian's headless Chromium, every non-loopback host blocked.
 
 Serves the strictly built site on 127.0.0.1 and checks what a reader sees with no internet: math
-typeset by the site's own MathJax (on a page, in a notebook's Markdown cells and in docstrings),
-search answering, and no failed request, blocked third-party request or console error anywhere.
+typeset at build time by KaTeX (on a page, in a notebook's Markdown cells and in docstrings: the
+served HTML already holds KaTeX's markup, no TeX is typeset in the browser and no MathJax loads),
+KaTeX's stylesheet and fonts only on pages with math, search answering without raw TeX in its
+previews, and no failed request, blocked third-party request or console error anywhere.
 """
 
 from __future__ import annotations
@@ -138,38 +140,64 @@ def open_page(browser, url: str):
     assert response is not None and response.ok, (
         f"{url} answered {response and response.status}"
     )
+    browser.last_response = response  # the HTML as served, before any script ran
     return page
 
 
-def wait_for_mathjax(page) -> None:
-    """Wait until MathJax has typeset the page, and check it met no TeX it could not parse."""
-    page.wait_for_function(
-        "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
-    )
-    page.evaluate("() => MathJax.startup.promise.then(() => true)")
-    errors = page.locator("mjx-merror").evaluate_all(
-        "es => es.map(e => e.getAttribute('data-mjx-error'))"
-    )
-    assert not errors, f"MathJax could not typeset some TeX on {page.url}: {errors}"
+def assert_math_typeset(page, response) -> None:
+    """The page came with KaTeX's markup in its HTML, loads no MathJax, and its math is visible."""
+    served = response.text()
+    assert 'class="katex"' in served, f"{page.url}: no KaTeX markup in the served HTML"
+    assert "katex-error" not in served, f"{page.url}: KaTeX reported an error"
+    assert "mathjax" not in served.lower(), f"{page.url} still refers to MathJax"
+    assert page.evaluate("() => typeof window.MathJax") == "undefined"
     assert_math_visible(page)
 
 
 def assert_math_visible(page) -> None:
-    """Typeset math must take up room: a glyph whose CSS is missing renders 0 pixels wide."""
+    """KaTeX's stylesheet and fonts applied: a formula without its CSS shows as doubled text."""
     page.evaluate("() => document.fonts.ready.then(() => true)")
-    widths = page.locator("article mjx-container > mjx-math").evaluate_all(
-        "es => es.map(e => e.getBoundingClientRect().width)"
+    state = page.evaluate(
+        """() => {
+               const math = [...document.querySelectorAll('article .katex')];
+               const hidden = math.filter(e => {
+                   const mathml = e.querySelector('.katex-mathml');
+                   return mathml && mathml.getBoundingClientRect().width > 1;
+               }).length;
+               const blank = math.filter(e => e.getBoundingClientRect().width < 1).length;
+               const glyph = document.querySelector('article .katex .mathnormal');
+               const font = glyph ? getComputedStyle(glyph).fontFamily : '';
+               return {n: math.length, hidden, blank, font,
+                       loaded: document.fonts.check('16px KaTeX_Math')};
+           }"""
     )
-    blank = sum(width < 1 for width in widths)
-    assert not blank, (
-        f"{blank} of {len(widths)} typeset formulas on {page.url} are invisible (0 px wide)"
+    assert state["n"] > 0, f"no typeset math on {page.url}"
+    assert state["hidden"] == 0, (
+        f"KaTeX's CSS is missing on {page.url}: the MathML copy of {state['hidden']} formulas shows"
     )
+    assert state["blank"] == 0, f"{state['blank']} formulas on {page.url} are 0 px wide"
+    if state["font"]:
+        assert "KaTeX_Math" in state["font"] and state["loaded"], (
+            f"KaTeX's fonts are not used on {page.url}: {state}"
+        )
+
+
+def math_resources(page) -> list[str]:
+    """What the page loaded (from the network or the cache) for math: KaTeX, math.css, MathJax."""
+    urls = page.evaluate(
+        "() => performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    return [
+        url
+        for url in urls
+        if any(part in url.lower() for part in ("/katex/", "math.css", "mathjax"))
+    ]
 
 
 def untypeset(page, selector: str) -> int:
-    """How many elements matching `selector` hold no MathJax output."""
+    """How many elements matching `selector` hold no KaTeX output."""
     return page.evaluate(
-        "sel => [...document.querySelectorAll(sel)].filter(e => !e.querySelector('mjx-container')).length",
+        "sel => [...document.querySelectorAll(sel)].filter(e => !e.querySelector('.katex')).length",
         selector,
     )
 
@@ -179,7 +207,7 @@ def prose_text(page, selector: str) -> str:
     return page.evaluate(
         """sel => [...document.querySelectorAll(sel)].map(e => {
                const copy = e.cloneNode(true);
-               copy.querySelectorAll('pre, code, mjx-container, script, style').forEach(n => n.remove());
+               copy.querySelectorAll('pre, code, .katex, script, style').forEach(n => n.remove());
                return copy.textContent;
            }).join('\\n')""",
         selector,
@@ -227,21 +255,56 @@ def search_word(site: Path, page_url: str) -> str:
     return min(mine, key=lambda w: (elsewhere[w], -len(w), w))
 
 
-def test_first_content_page_typesets_math_offline(browser, site_url):
+def test_first_content_page_ships_math_typeset_at_build_time(browser, site_url):
     page = open_page(browser, site_url + FIRST_CONTENT_PAGE)
-    wait_for_mathjax(page)
+    assert_math_typeset(page, browser.last_response)
     n_math = page.locator("article .arithmatex").count()
     assert n_math >= 5, (
         f"expected the page's equations, found {n_math} .arithmatex elements"
     )
-    assert page.locator("article mjx-container").count() >= n_math
     assert untypeset(page, "article .arithmatex") == 0, (
-        "some equations were not typeset by MathJax"
+        "some equations were not typeset by KaTeX"
     )
+    assert page.locator("article .katex-display").count() >= 1
     assert_no_raw_tex(prose_text(page, "article"), FIRST_CONTENT_PAGE)
-    # Code is left alone: the TeX in embedded docstrings stays source code.
-    assert page.locator("article pre mjx-container").count() == 0
+    # Code is left alone: TeX in code stays source code.
+    assert page.locator("article pre .katex").count() == 0
+    assert any("/assets/katex/katex.min.css" in url for url in math_resources(page))
     assert_clean(browser, page, FIRST_CONTENT_PAGE)
+
+
+def test_a_page_without_math_loads_no_math_assets(browser, site_url, built_site):
+    html = (built_site / "resources" / "index.html").read_text(encoding="utf-8")
+    assert 'class="katex' not in html, "pick a page without math for this test"
+    page = open_page(browser, site_url + "resources/")
+    page.wait_for_load_state("networkidle")
+    assert math_resources(page) == []
+    assert page.locator('link[href*="katex"], link[href*="math.css"]').count() == 0
+    assert_clean(browser, page, "resources/")
+
+
+def test_a_long_display_equation_scrolls_in_its_own_box(browser, site_url):
+    page = open_page(browser, site_url + FIRST_CONTENT_PAGE)
+    page.set_viewport_size({"width": 390, "height": 844})
+    box = page.evaluate(
+        """() => {
+               const boxes = [...document.querySelectorAll('article .katex-display')];
+               const wide = boxes.find(b => b.scrollWidth > b.clientWidth + 1);
+               if (!wide) return null;
+               const style = getComputedStyle(wide);
+               return {overflow: style.overflowX, images: style.backgroundImage,
+                       attachment: style.backgroundAttachment,
+                       page: document.documentElement.scrollWidth,
+                       viewport: document.documentElement.clientWidth};
+           }"""
+    )
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert box is not None, "no display equation is wider than a 390 px phone"
+    assert box["overflow"] == "auto"
+    # The scroll cue: shadows at the edges (radial gradients) under covers that scroll along.
+    assert box["images"].count("radial-gradient") == 2 and "local" in box["attachment"]
+    assert box["page"] <= box["viewport"], "the equation widened the page itself"
+    assert_clean(browser, page, f"{FIRST_CONTENT_PAGE} at 390 px")
 
 
 def test_search_lists_the_first_content_page(browser, site_url, built_site):
@@ -262,17 +325,49 @@ def test_search_lists_the_first_content_page(browser, site_url, built_site):
     assert_clean(browser, page, f"search for {word!r}")
 
 
-def test_instant_navigation_typesets_math_on_the_new_page(browser, site_url):
-    # Material swaps the content without a reload; the MathJax config must typeset it again.
+def test_the_search_index_loads_only_when_search_is_used(browser, site_url):
+    page = open_page(browser, site_url + "resources/")
+    page.wait_for_load_state("networkidle")
+    loaded = "() => performance.getEntriesByType('resource').map(e => e.name)"
+    assert not [u for u in page.evaluate(loaded) if "search_index.json" in u]
+    page.locator("input.md-search__input").click()
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource')"
+        ".some(e => e.name.endsWith('/search/search_index.json'))"
+    )
+    assert_clean(browser, page, "resources/ and a click on search")
+
+
+def test_search_previews_show_no_raw_tex(browser, site_url):
+    # "posterior" is on pages whose sentences around it are full of math.
     page = open_page(browser, site_url)
-    wait_for_mathjax(page)
+    search = page.locator("input.md-search__input")
+    search.click()
+    search.press_sequentially("posterior", delay=20)
+    results = page.locator(".md-search-result__article")
+    results.first.wait_for(state="attached")
+    page.wait_for_timeout(300)  # let the list fill in
+    previews = results.evaluate_all("es => es.map(e => e.textContent)")
+    assert len(previews) >= 2
+    text = "\n".join(previews)
+    assert_no_raw_tex(text, "search previews")
+    command = re.search(r".{0,40}\\[a-zA-Z]+.{0,20}", text)
+    assert command is None, f"a TeX command in a search preview: {command.group(0)!r}"
+    assert_clean(browser, page, "search for 'posterior'")
+
+
+def test_instant_navigation_brings_typeset_math_and_its_css(browser, site_url):
+    # Material swaps the content without a reload; the page's KaTeX stylesheet link comes with it
+    # (it sits in the content), so math on the new page is styled although home has none.
+    page = open_page(browser, site_url)
+    assert math_resources(page) == []
     link = page.locator(f'a[href$="{FIRST_CONTENT_PAGE}"]:visible').first
     link.click()
     page.wait_for_url(f"**/{FIRST_CONTENT_PAGE}")
     page.wait_for_function(
-        "() => document.querySelectorAll('article .arithmatex').length > 0 && "
-        "[...document.querySelectorAll('article .arithmatex')].every(e => e.querySelector('mjx-container'))"
+        "() => document.querySelectorAll('article .arithmatex .katex').length > 0"
     )
+    page.wait_for_load_state("networkidle")
     assert_no_raw_tex(
         prose_text(page, "article"), f"{FIRST_CONTENT_PAGE} after instant navigation"
     )
@@ -289,14 +384,14 @@ NOTEBOOK_PAGES = sorted(
 
 
 @pytest.mark.parametrize("notebook_page", NOTEBOOK_PAGES)
-def test_notebook_markdown_cells_typeset_math(browser, site_url, notebook_page):
+def test_notebook_markdown_cells_ship_typeset_math(browser, site_url, notebook_page):
     NOTEBOOK_PAGE = notebook_page
     page = open_page(browser, site_url + NOTEBOOK_PAGE)
-    wait_for_mathjax(page)
+    assert_math_typeset(page, browser.last_response)
     cells = "article .jp-MarkdownCell .jp-RenderedMarkdown"
     n_cells = page.locator(cells).count()
     assert n_cells >= 2, f"expected the notebook's Markdown cells, found {n_cells}"
-    assert page.locator(f"{cells} mjx-container").count() >= 3, (
+    assert page.locator(f"{cells} .katex").count() >= 3, (
         "no typeset math in the notebook's Markdown"
     )
     text = prose_text(page, cells)
@@ -310,12 +405,13 @@ def test_notebook_markdown_cells_typeset_math(browser, site_url, notebook_page):
     assert_clean(browser, page, NOTEBOOK_PAGE)
 
 
-def test_docstring_math_typesets_in_the_api_reference(browser, site_url):
+def test_docstring_math_is_typeset_in_the_api_reference(browser, site_url):
     page = open_page(browser, site_url + REFERENCE_PAGE)
-    wait_for_mathjax(page)
+    assert_math_typeset(page, browser.last_response)
     n_math = page.locator("article .doc .arithmatex").count()
     assert n_math >= 2, f"expected math in the docstrings, found {n_math}"
     assert untypeset(page, "article .doc .arithmatex") == 0
+    assert_no_raw_tex(prose_text(page, "article .doc"), REFERENCE_PAGE)
     assert_clean(browser, page, REFERENCE_PAGE)
 
 

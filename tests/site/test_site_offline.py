@@ -144,13 +144,56 @@ def test_notebook_pages_carry_no_cdn_scripts(built_site):
         )
 
 
-def test_math_is_served_from_the_site(built_site):
-    mathjax = built_site / "assets" / "mathjax"
-    assert (mathjax / "tex-chtml.js").stat().st_size > 100_000
-    assert any((mathjax / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
-    for page in ["unit1/forward-process/index.html", "index.html"]:
-        html = (built_site / page).read_text(encoding="utf-8")
-        assert (
-            "assets/mathjax/tex-chtml.js" in html
-            and "javascripts/mathjax-config.js" in html
+def test_math_is_typeset_at_build_time_with_katex_served_by_the_site(built_site):
+    katex = built_site / "assets" / "katex"
+    css = (katex / "katex.min.css").read_text(encoding="utf-8")
+    fonts = re.findall(r"url\(([^)]+)\)", css)
+    assert len(fonts) >= 15, "KaTeX's stylesheet names no fonts"
+    for font in fonts:
+        assert font.endswith(".woff2"), (
+            f"a font other than woff2 in katex.min.css: {font}"
         )
+        assert (katex / font).is_file(), (
+            f"katex.min.css names {font}, which is not served"
+        )
+    assert not list(katex.rglob("*.ttf")) and not list(katex.rglob("*.woff"))
+    assert not (built_site / "assets" / "mathjax").exists(), "MathJax is still copied"
+    for page in [
+        "unit1/forward-process/index.html",
+        "notebooks/forward-process/index.html",
+        "reference/forward/index.html",
+    ]:
+        html = (built_site / page).read_text(encoding="utf-8")
+        assert 'class="katex"' in html, f"{page} has no KaTeX markup"
+        assert "assets/katex/katex.min.css" in html and "stylesheets/math.css" in html
+        assert "mathjax" not in html.lower(), f"{page} still refers to MathJax"
+
+
+def test_pages_without_math_link_no_math_assets(built_site):
+    without = [
+        page
+        for page in built_site.rglob("index.html")
+        if page.relative_to(built_site).parts[0] not in ("assets", "snippets")
+        and 'class="katex' not in page.read_text(encoding="utf-8")
+    ]
+    assert len(without) >= 2, "expected some pages without math"
+    for page in without:
+        html = page.read_text(encoding="utf-8")
+        assert "assets/katex/" not in html and "math.css" not in html, (
+            f"{page.relative_to(built_site)} has no math but links math assets"
+        )
+
+
+def test_notebook_stylesheet_is_trimmed_to_what_notebooks_use(built_site):
+    sheets = sorted((built_site / "assets" / "stylesheets").glob("jupyter-*.css"))
+    assert sheets, "no notebook stylesheet"
+    for sheet in sheets:
+        css = sheet.read_text(encoding="utf-8")
+        assert len(css) < 60_000, f"{sheet.name} is {len(css)} bytes"
+        # the rules the notebook pages need, for both colour schemes
+        for needed in (
+            ".jp-OutputArea",
+            ".jp-InputPrompt",
+            "[data-md-color-scheme=slate]",
+        ):
+            assert needed in css, f"{sheet.name} lost {needed}"

@@ -1,0 +1,250 @@
+r"""The build hooks on their own: KaTeX at build time (hooks/katex.py) and the notebook CSS trim.
+
+These run in a second each (one `node` process for the whole module), without building the site;
+tests/site/test_site_browser.py checks the built pages in a browser.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from html.parser import HTMLParser
+from types import SimpleNamespace
+
+import pytest
+from mkdocs.exceptions import PluginError
+
+from hooks import katex
+from hooks.offline_assets import trim_css
+
+needs_node = pytest.mark.skipif(
+    shutil.which("node") is None or not (katex.KATEX_DIST / "katex.min.css").is_file(),
+    reason="KaTeX needs Node.js and `npm ci` (make does both)",
+)
+
+
+def fake_page(src_uri: str, url: str):
+    return SimpleNamespace(file=SimpleNamespace(src_uri=src_uri), url=url, content=None)
+
+
+def test_notebook_math_marks_dollars_only_in_markdown_text():
+    html = (
+        '<div class="jp-RenderedHTMLCommon jp-MarkdownOutput"><p>Noise $x_t$ costs \\$5,'
+        " not $$5$$.</p><p>$$\na < b\n$$</p><pre>$kept$</pre><code>$kept$</code></div>"
+        '<div class="jp-OutputArea"><pre>$output$</pre><p>$also kept$</p></div>'
+    )
+    out = katex._notebook_math(html)
+    assert '<span class="arithmatex">\\(x_t\\)</span>' in out
+    assert '<span class="arithmatex">\\[5\\]</span>' in out
+    assert '<span class="arithmatex">\\[\na < b\n\\]</span>' in out
+    assert "\\$5" in out  # an escaped dollar is a dollar sign
+    assert "<pre>$kept$</pre><code>$kept$</code>" in out
+    assert "<pre>$output$</pre><p>$also kept$</p>" in out  # outside a Markdown cell
+
+
+@needs_node
+def test_katex_renders_inline_and_display_math_and_reports_errors():
+    good, display, bad, unicode_letter = katex.SERVER_PROCESS.render(
+        [
+            ("x_t = \\sqrt{\\bar\\alpha_t}\\,x_0", False),
+            ("\\epsilon \\tag{4}", True),
+            ("\\frac{a", False),
+            ("é", False),
+        ]
+    )
+    assert (
+        '<span class="katex">' in good["html"] and "katex-display" not in good["html"]
+    )
+    assert (
+        '<span class="katex-display">' in display["html"] and "(4)" in display["html"]
+    )
+    assert "error" in bad and "error" in unicode_letter  # strict mode is an error too
+
+
+@needs_node
+def test_a_tex_error_fails_the_build_naming_the_page_and_the_tex():
+    page = fake_page("papers/broken.md", "papers/broken/")
+    with pytest.raises(PluginError, match=r"papers/broken\.md") as error:
+        katex.on_page_content(
+            '<p><span class="arithmatex">\\(\\frac{a}{\\)</span></p>', page, {}, None
+        )
+    assert "\\\\frac{a}{" in str(error.value)
+
+
+@needs_node
+def test_a_page_with_math_ships_typeset_math_and_links_katex_css():
+    page = fake_page("unit1/x.md", "unit1/x/")
+    html = katex.on_page_content(
+        '<p>Let <span class="arithmatex">\\(\\alpha &lt; 1\\)</span>.</p>\n'
+        '<div class="arithmatex">\\[\nx_t = \\sqrt{\\bar\\alpha_t}\\,x_0\n\\]</div>',
+        page,
+        {},
+        None,
+    )
+    assert html.startswith(
+        '<link rel="stylesheet" href="../../assets/katex/katex.min.css">'
+        '<link rel="stylesheet" href="../../stylesheets/math.css">'
+    )
+    assert html.count('<span class="katex">') == 2
+    assert '<div class="arithmatex"><span class="katex-display">' in html
+    assert "\\(" not in html and "\\[" not in html
+
+
+@needs_node
+def test_a_page_without_math_links_no_math_css():
+    page = fake_page("resources.md", "resources/")
+    html = katex.on_page_content("<p>No math, $5 only.</p>", page, {}, None)
+    assert html == "<p>No math, $5 only.</p>"
+
+
+@needs_node
+def test_search_indexes_plain_math_and_no_listings_then_the_page_gets_its_html():
+    page = fake_page("reference/x.md", "reference/x/")
+    html = katex.on_page_content(
+        '<p>Sample <span class="arithmatex">\\(x_t \\sim q\\)</span>.</p>'
+        '<div class="doc-signature highlight"><pre><code>q_sample(x0, t)</code></pre></div>'
+        '<div class="language-python highlight"><pre><code>def body(): pass</code></pre>'
+        "<div>nested</div></div>"
+        '<details class="mkdocstrings-source"><summary>Source code in x.py</summary></details>'
+        "<p>After.</p>",
+        page,
+        {},
+        None,
+    )
+    page.content = html
+    katex._content_for_search({}, page, {}, None)
+    indexed = page.content
+    assert "xt∼q" in indexed and "katex" not in indexed and "\\" not in indexed
+    assert "<pre>q_sample(x0, t)</pre>" in indexed  # the API signature stays searchable
+    assert "def body" not in indexed and "nested" not in indexed
+    assert "Source code" not in indexed and "After." in indexed
+    katex._real_content({}, page, {}, None)
+    assert page.content == html
+
+
+def test_drop_blocks_removes_nested_elements_whole():
+    html = (
+        '<div class="highlight"><div><div>a</div></div>b</div>c'
+        '<details class="mkdocstrings-source"><details class="note">d</details>e</details>f'
+    )
+    assert katex.drop_blocks(html, katex._is_listing) == "cf"
+
+
+@needs_node
+def test_katex_css_keeps_only_woff2_fonts_that_exist():
+    css = katex.katex_css()
+    assert ".woff)" not in css and ".ttf" not in css and 'format("woff")' not in css
+    fonts = {name for name in css.split("url(")[1:]}
+    assert len(fonts) >= 15
+    for entry in fonts:
+        name = entry.split(")")[0].strip("'\"")
+        assert name.endswith(".woff2")
+        assert (katex.KATEX_DIST / name).is_file(), name
+
+
+def test_trim_css_keeps_rules_for_classes_the_page_uses_and_the_variables_they_read():
+    css = (
+        ".w{--used:var(--chained);--chained:red;--unused:blue}"
+        "[data-md-color-scheme=slate] .w{--chained:white}"
+        ".w .jp-Cell{color:var(--used)}"
+        ".w .jp-Dialog{color:var(--unused)}"
+        ".jp-Cell:not(.jp-mod-active),.jp-Toolbar{margin:0}"
+        "@media (max-width:760px){.jp-Cell{padding:0}.jp-Toolbar{padding:1px}}"
+        "@keyframes spin{to{transform:rotate(1turn)}}"
+    )
+    page = '<div class="w"><div class="jp-Cell x">text</div></div>'
+    out = trim_css(css, page)
+    assert out == (
+        ".w{--used:var(--chained);--chained:red}"
+        "[data-md-color-scheme=slate] .w{--chained:white}"
+        ".w .jp-Cell{color:var(--used)}"
+        ".jp-Cell:not(.jp-mod-active){margin:0}"
+        "@media (max-width:760px){.jp-Cell{padding:0}}"
+    )
+    with pytest.raises(TypeError, match="css"):
+        trim_css(None, page)
+
+
+class _VisibleText(HTMLParser):
+    """The text a reader sees as prose: outside code, scripts and KaTeX's output."""
+
+    SKIP = {"pre", "code", "script", "style", "textarea"}
+
+    def __init__(self):
+        super().__init__()
+        self.skip = 0
+        self.katex_depth = 0  # open <span>s inside a KaTeX formula
+        self.text: list[str] = []
+        self.dollar_next_to_math = (
+            ""  # the text before the first `$` that touches a formula
+        )
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self.skip += 1
+        elif tag == "span" and self.katex_depth:
+            self.katex_depth += 1
+        elif tag == "span" and "katex" in (dict(attrs).get("class") or "").split():
+            self.katex_depth = 1
+            if "".join(self.text[-1:]).endswith("$") and not self.dollar_next_to_math:
+                self.dollar_next_to_math = "".join(self.text)[-80:]
+            self.text.append(" ")
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP:
+            self.skip -= 1
+        elif tag == "span" and self.katex_depth:
+            self.katex_depth -= 1
+
+    def handle_data(self, data):
+        if self.skip or self.katex_depth:
+            return
+        if data.startswith("$") and self.text and self.text[-1] == " ":
+            self.dollar_next_to_math = (
+                self.dollar_next_to_math or "".join(self.text)[-80:]
+            )
+        self.text.append(data)
+
+
+def test_no_built_page_shows_raw_tex(built_site):
+    pages = [
+        page
+        for page in built_site.rglob("*.html")
+        if page.relative_to(built_site).parts[0] not in ("assets", "snippets")
+    ]
+    assert len(pages) > 20
+    problems = []
+    for page in pages:
+        parser = _VisibleText()
+        parser.feed(page.read_text(encoding="utf-8"))
+        text = "".join(parser.text)
+        raw = [d for d in ("$$", "\\(", "\\)", "\\[", "\\]", "\\begin{") if d in text]
+        if raw:
+            at = text.find(raw[0])
+            problems.append(
+                f"{page.relative_to(built_site)}: {raw} in "
+                f"{text[max(at - 60, 0) : at + 40]!r}"
+            )
+        if parser.dollar_next_to_math:
+            problems.append(
+                f"{page.relative_to(built_site)}: a $ next to typeset math after "
+                f"{parser.dollar_next_to_math!r}"
+            )
+    assert not problems, "raw TeX in the built pages:\n" + "\n".join(problems)
+
+
+def test_every_page_holds_the_search_index_back_until_a_search(built_site):
+    pages = [
+        page
+        for page in built_site.rglob("*.html")
+        if page.relative_to(built_site).parts[0] not in ("assets", "snippets")
+    ]
+    missing = []
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        script = html.find('<script id="search-on-demand">')
+        bundle = re.search(r'<script src="[^"]*assets/javascripts/bundle\.', html)
+        if bundle is None or not 0 <= script < bundle.start():
+            missing.append(str(page.relative_to(built_site)))
+    assert "404.html" in {p.name for p in pages}
+    assert not missing, f"pages that fetch the search index at start-up: {missing}"
