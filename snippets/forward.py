@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from snippets import check
+
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
@@ -40,7 +42,9 @@ def broadcast_at(
     """
     t = torch.as_tensor(t, device=values.device)
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"timesteps t must be integers, got dtype {t.dtype}")
+        raise check.ArgumentTypeError(
+            f"timesteps t must be integers, got dtype {t.dtype}"
+        )
     if t.ndim > 1 or (t.ndim == 1 and t.shape[0] not in (1, x.shape[0])):
         raise ValueError(
             f"timesteps t of shape {tuple(t.shape)} do not broadcast against x of shape {tuple(x.shape)}; "
@@ -82,16 +86,14 @@ def corrupt(
         The corrupted images, shape `(B, C, H, W)`.
 
     Raises:
-        ValueError: If `amount` is not shape `(B,)` or lies outside `[0, 1]`.
+        TypeError: If `x`, `amount` or `noise` is not a floating-point tensor.
+        ValueError: If `amount` is not shape `(B,)`, is NaN or lies outside `[0, 1]`.
     """
-    if amount.shape != (x.shape[0],):
-        raise ValueError(
-            f"amount must have shape ({x.shape[0]},), one value per image, got {tuple(amount.shape)}"
-        )
-    if bool((amount < 0).any() or (amount > 1).any()):
-        raise ValueError("amount must lie in [0, 1]")
+    check.tensor("x", x, ndim=4)
+    check.tensor("amount", amount, shape=(x.shape[0],), ge=0, le=1)
     if noise is None:
         noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    check.same_shape("noise", check.tensor("noise", noise), "x", x)
     amount = amount.reshape(-1, *([1] * (x.ndim - 1)))  # (B,) -> (B, 1, 1, 1)
     return x * (1 - amount) + noise * amount
 
@@ -114,6 +116,9 @@ def gaussian_noise(
     Returns:
         $\epsilon \sim \mathcal{N}(0, I)$, same shape as `x`.
     """
+    check.tensor("x", x, finite=False)
+    if generator is not None:
+        check.instance("generator", generator, torch.Generator)
     device = generator.device if generator is not None else x.device
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(
         x.device
@@ -143,12 +148,11 @@ def q_sample(
     Returns:
         The noised images $x_t$, shape `(B, C, H, W)`.
     """
+    check.tensor("x0", x0)
+    check.tensor("alpha_bar", alpha_bar, ndim=1, ge=0, le=1)
     if noise is None:
         noise = gaussian_noise(x0, generator)
-    if noise.shape != x0.shape:
-        raise ValueError(
-            f"noise has shape {tuple(noise.shape)} but x0 has shape {tuple(x0.shape)}"
-        )
+    check.same_shape("noise", check.tensor("noise", noise), "x0", x0)
     # \bar\alpha_t, reshaped to broadcast over (C, H, W)
     a_bar = broadcast_at(alpha_bar, t, x0)
     return a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * noise
@@ -187,10 +191,17 @@ def q_posterior_mean_variance(
         `(mean, variance)`: $\tilde\mu_t$ with the shape of `x_t`, and $\tilde\beta_t$ of shape
         `(B or 1, 1, 1, 1)`.
     """
+    check.tensor("x0", x0)
+    check.tensor("x_t", x_t)
+    check.same_shape("x0", x0, "x_t", x_t)
+    check.tensor("alpha_bar", alpha_bar, ndim=1, ge=0, le=1)
     t = torch.as_tensor(t)
     t_prev = t - 1 if t_prev is None else torch.as_tensor(t_prev)
+    check.tensor("t_prev", t_prev, dtype="int", ge=-1, lt=len(alpha_bar))
     if bool((t_prev >= t).any()):
-        raise ValueError("t_prev must be earlier than t")
+        raise ValueError(
+            f"t_prev must be earlier than t, got t_prev={t_prev} and t={t}"
+        )
     a_bar_t = broadcast_at(alpha_bar, t, x_t)
     # \bar\alpha_{-1} = 1: pad the table with a leading 1 and shift the index by one
     a_bar_prev = broadcast_at(F.pad(alpha_bar, (1, 0), value=1.0), t_prev + 1, x_t)
@@ -243,6 +254,9 @@ def training_target(
         The target, shape `(B, C, H, W)`.
     """
     check_prediction_type(prediction_type)
+    check.tensor("x0", x0)
+    check.same_shape("noise", check.tensor("noise", noise), "x0", x0)
+    check.tensor("alpha_bar", alpha_bar, ndim=1, ge=0, le=1)
     a_bar = broadcast_at(alpha_bar, t, x0)
     if prediction_type == "epsilon":
         return noise
@@ -279,10 +293,10 @@ def predict_x0_and_eps(
         `(x0_hat, eps_hat)`, each shape `(B, C, H, W)`.
     """
     check_prediction_type(prediction_type)
-    if model_output.shape != x_t.shape:
-        raise ValueError(
-            f"model output has shape {tuple(model_output.shape)} but x_t has shape {tuple(x_t.shape)}"
-        )
+    check.tensor("x_t", x_t)
+    check.tensor("model_output", model_output)
+    check.same_shape("model_output", model_output, "x_t", x_t)
+    check.tensor("alpha_bar", alpha_bar, ndim=1, ge=0, le=1)
     a_bar = broadcast_at(alpha_bar, t, x_t)
     sqrt_a_bar, sqrt_one_minus_a_bar = a_bar.sqrt(), (1 - a_bar).sqrt()
     if prediction_type == "epsilon":

@@ -245,7 +245,7 @@ def test_mismatched_noise_or_model_output_shapes_raise():
         q_sample(
             x0, torch.tensor([1, 2]), schedule.alpha_bar, noise=torch.zeros(2, 1, 4, 1)
         )
-    with pytest.raises(ValueError, match="model output has shape"):
+    with pytest.raises(ValueError, match="model_output has shape"):
         predict_x0_and_eps(
             torch.zeros(2, 2, 4, 4),
             x0,

@@ -372,7 +372,7 @@ def test_model_output_of_the_wrong_shape_raises(name):
             [x, x], dim=1
         )  # 2C channels, as a model with learned variance returns
 
-    with pytest.raises(ValueError, match="model output has shape"):
+    with pytest.raises(ValueError, match="model_output has shape"):
         SAMPLERS[name](
             learned_variance_model, x_T(), NoiseSchedule.from_name("linear"), 4
         )
