@@ -13,10 +13,13 @@ $\bar\alpha_{t+1}$ of the paper.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
 from snippets import check
+from snippets.schedules import NoiseSchedule
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
@@ -222,10 +225,38 @@ def q_posterior_mean_variance(
 
 def check_prediction_type(prediction_type: str) -> None:
     """Raise a `ValueError` unless `prediction_type` is one of `PREDICTION_TYPES`."""
-    if prediction_type not in PREDICTION_TYPES:
+    if not isinstance(prediction_type, str) or prediction_type not in PREDICTION_TYPES:
         raise ValueError(
             f"unknown prediction_type {prediction_type!r}; choose one of {', '.join(PREDICTION_TYPES)}"
         )
+
+
+def check_sampler_args(
+    model: Callable,
+    x_T: torch.Tensor,
+    schedule: NoiseSchedule,
+    prediction_type: str,
+    generator: torch.Generator | None,
+    clip_sample: bool = False,
+    clip_sample_range: float = 1.0,
+) -> None:
+    """The checks every sampler on a `NoiseSchedule` starts with, each naming its argument.
+
+    Raises:
+        TypeError: For a `model` that is not callable, an `x_T` that is not a floating-point
+            tensor, a `schedule` that is not a `NoiseSchedule`, a `generator` that is not a
+            `torch.Generator`, or a `clip_sample` that is not a bool.
+        ValueError: For a non-finite `x_T`, an unknown `prediction_type` or a `clip_sample_range`
+            that is not a positive finite number.
+    """
+    check.instance("model", model, Callable)
+    check.tensor("x_T", x_T)
+    check.instance("schedule", schedule, NoiseSchedule)
+    check_prediction_type(prediction_type)
+    if generator is not None:
+        check.instance("generator", generator, torch.Generator)
+    check.boolean("clip_sample", clip_sample)
+    check.real("clip_sample_range", clip_sample_range, gt=0)
 
 
 # --8<-- [start:targets]
