@@ -27,6 +27,12 @@ from typing import Any
 import torch
 
 DTYPE_KINDS = ("float", "int", "bool", "real")
+_KIND_NAMES = {
+    "float": "a floating-point",
+    "int": "an integer",
+    "bool": "a bool",
+    "real": "a real (integer or floating-point)",
+}
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -213,7 +219,7 @@ def tensor(
         )
     if dtype is not None and not _kind_ok(value.dtype, dtype):
         raise ArgumentTypeError(
-            f"{name} must be a {dtype} tensor, got dtype {value.dtype}"
+            f"{name} must be {_KIND_NAMES[dtype]} tensor, got dtype {value.dtype}"
         )
     if ndim is not None and value.ndim != ndim:
         raise ValueError(
@@ -235,8 +241,10 @@ def tensor(
         if math.isnan(low) or not (
             _inside(low, gt, ge) and _inside(high, lt=lt, le=le)
         ):
+            bounds = _bounds(gt, ge, lt, le)
             raise ValueError(
-                f"{name} must lie{_bounds(gt, ge, lt, le)}, got values from {low:.6g} to {high:.6g}"
+                f"{name} must {'lie' if bounds.startswith(' in') else 'be'}{bounds}, "
+                f"got values from {low:.6g} to {high:.6g}"
             )
     return value
 
