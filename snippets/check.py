@@ -88,6 +88,29 @@ def integer(name: str, value: Any, *, gt=None, ge=None, lt=None, le=None) -> int
     return value
 
 
+def integers(
+    name: str, values: Any, *, gt=None, ge=None, lt=None, le=None
+) -> list[int]:
+    """Check that `values` is a list or tuple of integers within bounds (e.g. channel counts).
+
+    Returns:
+        The values as a list of Python `int` (so that it survives a JSON round trip).
+
+    Raises:
+        ArgumentTypeError: If `values` is not a list or tuple, or an entry is not an integer
+            (`32.9` is refused, not truncated to 32).
+        ValueError: If an entry is out of bounds.
+    """
+    if not isinstance(values, (list, tuple)):
+        raise ArgumentTypeError(
+            f"{name} must be a list or tuple of integers, got {values!r:.80}"
+        )
+    return [
+        int(integer(f"{name}[{i}]", v, gt=gt, ge=ge, lt=lt, le=le))
+        for i, v in enumerate(values)
+    ]
+
+
 def real(
     name: str, value: Any, *, gt=None, ge=None, lt=None, le=None, finite: bool = True
 ) -> Any:
