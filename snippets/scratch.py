@@ -15,10 +15,13 @@ range. Sampling with the trained network is `snippets.sampling.naive_sample`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from snippets import check
 from snippets.forward import corrupt
 
 
@@ -35,10 +38,7 @@ def to_unit_interval(images: torch.Tensor) -> torch.Tensor:
     Raises:
         ValueError: If a value lies outside `[-1, 1]`.
     """
-    if images.numel() and (images.min() < -1 or images.max() > 1):
-        raise ValueError(
-            f"images must lie in [-1, 1], got values from {images.min().item():.3g} to {images.max().item():.3g}"
-        )
+    check.tensor("images", images, ge=-1, le=1)
     return (images + 1) / 2
 
 
@@ -47,6 +47,7 @@ def to_unit_interval(images: torch.Tensor) -> torch.Tensor:
 
 def _check_unit_interval(images: torch.Tensor) -> None:
     """Raise a `ValueError` unless `images` is a `(B, C, H, W)` batch with values in `[0, 1]`."""
+    check.tensor("images", images)
     if images.ndim != 4:
         raise ValueError(
             f"images must have shape (B, C, H, W), got {tuple(images.shape)}"
@@ -84,6 +85,7 @@ def scratch_loss(
     Returns:
         The scalar loss, averaged over every pixel of the batch.
     """
+    check.instance("model", model, Callable)
     _check_unit_interval(x)
     # 1. a random amount of noise for each image, a ~ U[0, 1)
     if amount is None:
@@ -128,12 +130,11 @@ def train_basic_unet(
     """
     from tqdm import tqdm
 
-    if int(n_epochs) != n_epochs or n_epochs < 1:
-        raise ValueError(f"n_epochs must be a positive integer, got {n_epochs}")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    check.instance("model", model, nn.Module)
+    check.integer("n_epochs", n_epochs, ge=1)
+    check.integer("batch_size", batch_size, ge=1)
+    check.real("learning_rate", learning_rate, gt=0)
+    check.boolean("progress_bar", progress_bar)
     _check_unit_interval(images)
     # 1. the data, shuffled every epoch
     loader = DataLoader(
