@@ -193,6 +193,19 @@ def instance(name: str, value: Any, cls: type | tuple[type, ...]) -> Any:
     return value
 
 
+def generator(name: str, value: Any) -> Any:
+    """Check that `value` is `None` or a `torch.Generator` (not a seed such as `0`).
+
+    Raises:
+        ArgumentTypeError: Naming `name` and the type given.
+    """
+    if value is not None and not isinstance(value, torch.Generator):
+        raise ArgumentTypeError(
+            f"{name} must be a torch.Generator or None, got {type(value).__name__}"
+        )
+    return value
+
+
 def _kind_ok(dtype: torch.dtype, kind: str) -> bool:
     is_int = (
         not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool

@@ -91,7 +91,14 @@ def dpm_solver_pp_2m_sample_progressive(
         `(t, x_next, x0_hat)` after each step.
     """
     check_sampler_args(
-        model, x_T, schedule, prediction_type, generator, clip_sample, clip_sample_range
+        model,
+        x_T,
+        schedule,
+        prediction_type,
+        generator,
+        timestep_spacing,
+        clip_sample,
+        clip_sample_range,
     )
     timesteps = dpm_solver_timesteps(
         schedule.num_train_timesteps, num_inference_steps, timestep_spacing

@@ -166,8 +166,7 @@ def sample_training_sigma(
     check.integer("batch_size", batch_size, ge=1)
     check.real("P_mean", P_mean)
     check.real("P_std", P_std, gt=0)
-    if generator is not None:
-        check.instance("generator", generator, torch.Generator)
+    check.generator("generator", generator)
     return (torch.randn(batch_size, generator=generator) * P_std + P_mean).exp()
 
 
@@ -294,8 +293,7 @@ def edm_sample_progressive(
     check.real("S_tmax", S_tmax, ge=0, finite=False)
     check.real("S_noise", S_noise, ge=0)
     check.boolean("second_order", second_order)
-    if generator is not None:
-        check.instance("generator", generator, torch.Generator)
+    check.generator("generator", generator)
     N = len(sigmas) - 1
     batch = noise.shape[0]
     # 1. x_0 ~ N(0, sigma_0^2 I)

@@ -125,6 +125,7 @@ def flow_matching_loss(
     check.instance("model", model, Callable)
     check.tensor("data", data, ndim=4)
     check.integer("num_train_timesteps", num_train_timesteps, ge=1)
+    check.generator("generator", generator)
     if t is None:
         t = torch.rand(data.shape[0], generator=generator).to(data.device)
     if noise is None:

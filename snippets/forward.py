@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from snippets import check
-from snippets.schedules import NoiseSchedule
+from snippets.schedules import TIMESTEP_SPACINGS, NoiseSchedule
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
@@ -43,6 +43,8 @@ def broadcast_at(
     Raises:
         ValueError: If `t` is not integer, does not match the batch size, or is out of range.
     """
+    check.tensor("values", values, dtype=None, ndim=1)
+    check.tensor("x", x, dtype=None, finite=False)
     t = torch.as_tensor(t, device=values.device)
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise check.ArgumentTypeError(
@@ -57,7 +59,7 @@ def broadcast_at(
     t_min, t_max = (int(v) for v in torch.aminmax(t)) if t.numel() else (0, 0)
     if t_min < 0 or t_max >= T:
         raise ValueError(
-            f"timesteps must lie in [0, {T}), got values from {t_min} to {t_max}"
+            f"timesteps t must lie in [0, {T}), got values from {t_min} to {t_max}"
         )
     return values[t].to(x.device, x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
 
@@ -94,6 +96,7 @@ def corrupt(
     """
     check.tensor("x", x, ndim=4)
     check.tensor("amount", amount, shape=(x.shape[0],), ge=0, le=1)
+    check.generator("generator", generator)
     if noise is None:
         noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     check.same_shape("noise", check.tensor("noise", noise), "x", x)
@@ -120,8 +123,7 @@ def gaussian_noise(
         $\epsilon \sim \mathcal{N}(0, I)$, same shape as `x`.
     """
     check.tensor("x", x, finite=False)
-    if generator is not None:
-        check.instance("generator", generator, torch.Generator)
+    check.generator("generator", generator)
     device = generator.device if generator is not None else x.device
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(
         x.device
@@ -198,7 +200,7 @@ def q_posterior_mean_variance(
     check.tensor("x_t", x_t)
     check.same_shape("x0", x0, "x_t", x_t)
     check.tensor("alpha_bar", alpha_bar, ndim=1, ge=0, le=1)
-    t = torch.as_tensor(t)
+    t = check.tensor("t", torch.as_tensor(t), dtype="int")
     t_prev = t - 1 if t_prev is None else torch.as_tensor(t_prev)
     check.tensor("t_prev", t_prev, dtype="int", ge=-1, lt=len(alpha_bar))
     if bool((t_prev >= t).any()):
@@ -237,6 +239,7 @@ def check_sampler_args(
     schedule: NoiseSchedule,
     prediction_type: str,
     generator: torch.Generator | None,
+    timestep_spacing: str,
     clip_sample: bool = False,
     clip_sample_range: float = 1.0,
 ) -> None:
@@ -246,15 +249,15 @@ def check_sampler_args(
         TypeError: For a `model` that is not callable, an `x_T` that is not a floating-point
             tensor, a `schedule` that is not a `NoiseSchedule`, a `generator` that is not a
             `torch.Generator`, or a `clip_sample` that is not a bool.
-        ValueError: For a non-finite `x_T`, an unknown `prediction_type` or a `clip_sample_range`
-            that is not a positive finite number.
+        ValueError: For a non-finite `x_T`, an unknown `prediction_type` or `timestep_spacing`,
+            or a `clip_sample_range` that is not a positive finite number.
     """
     check.instance("model", model, Callable)
     check.tensor("x_T", x_T)
     check.instance("schedule", schedule, NoiseSchedule)
     check_prediction_type(prediction_type)
-    if generator is not None:
-        check.instance("generator", generator, torch.Generator)
+    check.generator("generator", generator)
+    check.one_of("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
     check.boolean("clip_sample", clip_sample)
     check.real("clip_sample_range", clip_sample_range, gt=0)
 

@@ -57,8 +57,7 @@ def drop_labels(
     """
     check.real("p_uncond", p_uncond, ge=0, le=1)
     _check_labels(class_labels, null_label)
-    if generator is not None:
-        check.instance("generator", generator, torch.Generator)
+    check.generator("generator", generator)
     if drop_mask is None:
         drop_mask = torch.rand(class_labels.shape, generator=generator) < p_uncond
     elif drop_mask.shape != class_labels.shape or drop_mask.dtype != torch.bool:

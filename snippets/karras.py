@@ -195,7 +195,14 @@ def euler_sample_progressive(
         `(t, x_next, x0_hat)` after each step.
     """
     check_sampler_args(
-        model, x_T, schedule, prediction_type, generator, clip_sample, clip_sample_range
+        model,
+        x_T,
+        schedule,
+        prediction_type,
+        generator,
+        timestep_spacing,
+        clip_sample,
+        clip_sample_range,
     )
     check.real("s_churn", s_churn, ge=0)
     check.real("s_tmin", s_tmin, ge=0)
@@ -302,7 +309,14 @@ def heun_sample_progressive(
         `(t, x_next, x0_hat)` after each step.
     """
     check_sampler_args(
-        model, x_T, schedule, prediction_type, generator, clip_sample, clip_sample_range
+        model,
+        x_T,
+        schedule,
+        prediction_type,
+        generator,
+        timestep_spacing,
+        clip_sample,
+        clip_sample_range,
     )
     sigmas, timesteps = karras_timesteps(
         schedule.alpha_bar, num_inference_steps, timestep_spacing

@@ -152,7 +152,14 @@ def ddpm_sample_progressive(
         `(t, x_prev, x0_hat)` after each step.
     """
     check_sampler_args(
-        model, x_T, schedule, prediction_type, generator, clip_sample, clip_sample_range
+        model,
+        x_T,
+        schedule,
+        prediction_type,
+        generator,
+        timestep_spacing,
+        clip_sample,
+        clip_sample_range,
     )
     if variance_type not in ("fixed_small", "fixed_large"):
         raise ValueError(
@@ -257,7 +264,14 @@ def ddim_sample_progressive(
         `(t, x_prev, x0_hat)` after each step.
     """
     check_sampler_args(
-        model, x_T, schedule, prediction_type, generator, clip_sample, clip_sample_range
+        model,
+        x_T,
+        schedule,
+        prediction_type,
+        generator,
+        timestep_spacing,
+        clip_sample,
+        clip_sample_range,
     )
     check.real("eta", eta, ge=0, le=1)
     alpha_bar = schedule.alpha_bar

@@ -204,7 +204,7 @@ class NoiseSchedule:
             )
         if not bool(((betas > 0) & (betas <= 1)).all()):
             raise ValueError(
-                "every beta must lie in (0, 1]; a variance of 0 or above 1 is not a diffusion step"
+                "every entry of betas must lie in (0, 1]; a variance of 0 or above 1 is not a diffusion step"
             )
         # \alpha_t = 1 - \beta_t
         alphas = 1.0 - betas
@@ -246,7 +246,7 @@ class NoiseSchedule:
             betas = sigmoid_betas(num_train_timesteps, beta_start, beta_end)
         else:
             raise ValueError(
-                f"unknown noise schedule {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}"
+                f"unknown noise schedule name {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}"
             )
         if rescale_zero_terminal_snr:
             betas = rescale_betas_zero_snr(betas)
@@ -307,16 +307,13 @@ def inference_timesteps(
     T, N = num_train_timesteps, num_inference_steps
     check.integer("num_train_timesteps", T, ge=1)
     check.integer("num_inference_steps", N, ge=1, le=T)
+    check.one_of("spacing", spacing, TIMESTEP_SPACINGS)
     if spacing == "linspace":
         timesteps = np.linspace(0, T - 1, N).round()[::-1]
     elif spacing == "leading":
         timesteps = (np.arange(N) * (T // N))[::-1]
-    elif spacing == "trailing":
+    else:  # "trailing": i < N, not np.arange(T, 0, -T / N), which can overshoot to -1
         timesteps = np.round(T - np.arange(N) * (T / N)) - 1
-    else:
-        raise ValueError(
-            f"unknown timestep spacing {spacing!r}; choose one of {', '.join(TIMESTEP_SPACINGS)}"
-        )
     return torch.from_numpy(timesteps.astype(np.int64))
 
 

@@ -45,18 +45,18 @@ def to_unit_interval(images: torch.Tensor) -> torch.Tensor:
 # --8<-- [end:to-unit-interval]
 
 
-def _check_unit_interval(images: torch.Tensor) -> None:
+def _check_unit_interval(images: torch.Tensor, name: str = "images") -> None:
     """Raise a `ValueError` unless `images` is a `(B, C, H, W)` batch with values in `[0, 1]`."""
-    check.tensor("images", images)
+    check.tensor(name, images)
     if images.ndim != 4:
         raise ValueError(
-            f"images must have shape (B, C, H, W), got {tuple(images.shape)}"
+            f"{name} must have shape (B, C, H, W), got {tuple(images.shape)}"
         )
     if images.shape[0] == 0:
-        raise ValueError("images is an empty batch")
+        raise ValueError(f"{name} is an empty batch")
     if images.min() < 0 or images.max() > 1:
         raise ValueError(
-            "images must lie in [0, 1] as in the course (corrupt mixes them with uniform noise in [0, 1)); "
+            f"{name} must lie in [0, 1] as in the course (corrupt mixes them with uniform noise in [0, 1)); "
             f"got values from {images.min().item():.3g} to {images.max().item():.3g}; "
             "map [-1, 1] images with to_unit_interval"
         )
@@ -86,7 +86,7 @@ def scratch_loss(
         The scalar loss, averaged over every pixel of the batch.
     """
     check.instance("model", model, Callable)
-    _check_unit_interval(x)
+    _check_unit_interval(x, "x")
     # 1. a random amount of noise for each image, a ~ U[0, 1)
     if amount is None:
         amount = torch.rand(
@@ -135,6 +135,7 @@ def train_basic_unet(
     check.integer("batch_size", batch_size, ge=1)
     check.real("learning_rate", learning_rate, gt=0)
     check.boolean("progress_bar", progress_bar)
+    check.generator("generator", generator)
     _check_unit_interval(images)
     # 1. the data, shuffled every epoch
     loader = DataLoader(

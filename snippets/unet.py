@@ -77,7 +77,12 @@ def timestep_embedding(
         )
     check.integer("dim", dim, ge=1)
     check.boolean("flip_sin_to_cos", flip_sin_to_cos)
-    check.real("downscale_freq_shift", downscale_freq_shift, lt=max(dim // 2, 1))
+    check.real("downscale_freq_shift", downscale_freq_shift)
+    if dim > 1 and not dim // 2 > downscale_freq_shift:
+        raise ValueError(
+            f"dim={dim} gives dim // 2 = {dim // 2} frequencies, which must exceed "
+            f"downscale_freq_shift={downscale_freq_shift} (the exponent divides by the difference)"
+        )
     check.real("scale", scale)
     check.real("max_period", max_period, gt=0)
     half = dim // 2
@@ -790,10 +795,11 @@ def diffusers_equivalent(config: dict) -> UNet2DModel:
         An untrained `UNet2DModel` with the same parameter names (up to
         `convert_diffusers_state_dict`) and shapes.
     """
-    from diffusers import UNet2DModel
-
+    check.instance("config", config, dict)
     bound = inspect.signature(UNet).bind(**config)
     bound.apply_defaults()
+    from diffusers import UNet2DModel
+
     c = bound.arguments
     levels = range(len(c["channels"]))
     return UNet2DModel(
@@ -846,6 +852,7 @@ def convert_diffusers_state_dict(
     Returns:
         A state dict for `UNet.load_state_dict`.
     """
+    check.instance("state_dict", state_dict, dict)
     renames = [
         ("downsamplers.0.", "downsample."),
         ("upsamplers.0.", "upsample."),
@@ -874,6 +881,7 @@ def parameter_table(model: nn.Module) -> list[tuple[str, int]]:
         `(name, number of parameters)` rows in the order the blocks were built; their sum is the
         total.
     """
+    check.instance("model", model, nn.Module)
     rows = []
     for name, child in model.named_children():
         parts = (

@@ -281,8 +281,7 @@ def course_transform(
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     check.integer("image_size", image_size, ge=1)
     check.boolean("random_flip", random_flip)
-    if generator is not None:
-        check.instance("generator", generator, torch.Generator)
+    check.generator("generator", generator)
 
     def transform(examples: dict) -> dict:
         if "image" not in examples:
@@ -434,8 +433,7 @@ def sample_loop(
     T = scheduler.config.num_train_timesteps
     check.integer("num_inference_steps", num_inference_steps, ge=1, le=T)
     check.real("guidance_scale", guidance_scale)
-    if generator is not None:
-        check.instance("generator", generator, torch.Generator)
+    check.generator("generator", generator)
     if (class_labels is None) != (num_class_embeds is None):
         raise ValueError(
             "class_labels are required for a class-conditional unet and not allowed otherwise "

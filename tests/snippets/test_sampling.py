@@ -359,7 +359,7 @@ def test_unknown_prediction_type_and_spacing_raise(name):
     schedule = NoiseSchedule.from_name("linear")
     with pytest.raises(ValueError, match="unknown prediction_type 'noise'"):
         SAMPLERS[name](stand_in_model, x_T(), schedule, 4, prediction_type="noise")
-    with pytest.raises(ValueError, match="unknown timestep spacing 'uniform'"):
+    with pytest.raises(ValueError, match="timestep_spacing must be one of 'leading', 'trailing', 'linspace', got 'uniform'"):
         SAMPLERS[name](stand_in_model, x_T(), schedule, 4, timestep_spacing="uniform")
     with pytest.raises(TypeError):
         SAMPLERS[name](stand_in_model, x_T(), schedule, 4, not_an_option=1)

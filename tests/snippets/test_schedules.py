@@ -93,7 +93,7 @@ def test_cosine_schedule_caps_beta():
 
 
 def test_unknown_schedule_name_raises():
-    with pytest.raises(ValueError, match="unknown noise schedule 'quadratic'"):
+    with pytest.raises(ValueError, match="unknown noise schedule name 'quadratic'"):
         NoiseSchedule.from_name("quadratic")
 
 
@@ -142,7 +142,7 @@ def test_more_inference_steps_than_training_steps_raises(N):
 
 
 def test_unknown_spacing_raises():
-    with pytest.raises(ValueError, match="unknown timestep spacing 'uniform'"):
+    with pytest.raises(ValueError, match="spacing must be one of 'leading', 'trailing', 'linspace', got 'uniform'"):
         inference_timesteps(1000, 10, "uniform")
 
 
