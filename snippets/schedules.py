@@ -289,9 +289,9 @@ def inference_timesteps(
 
     The same rules as the `set_timesteps` of every `diffusers` scheduler (with `steps_offset=0`),
     always $N$ distinct timesteps. For `"trailing"`, diffusers' `np.arange(T, 0, -T/N)` takes one
-    step too many for some $N$ (62 of the 1000 values at $T = 1000$, e.g. $N = 61$), where the
-    float step rounds below $T/N$, and appends a timestep $-1$; here $i$ stops at $N - 1$, which
-    gives diffusers' first $N$ timesteps.
+    step too many for some $N$ (62 of the 1000 values at $T = 1000$, e.g. $N = 61$), where
+    rounding leaves the last value just above 0, and so appends a timestep $-1$; here the list
+    stops at $N$ values, which are diffusers' first $N$ timesteps.
 
     Args:
         num_train_timesteps: $T$.
@@ -312,8 +312,8 @@ def inference_timesteps(
         timesteps = np.linspace(0, T - 1, N).round()[::-1]
     elif spacing == "leading":
         timesteps = (np.arange(N) * (T // N))[::-1]
-    else:  # "trailing": i < N, not np.arange(T, 0, -T / N), which can overshoot to -1
-        timesteps = np.round(T - np.arange(N) * (T / N)) - 1
+    else:  # "trailing"; np.arange can give one value too many (then -1): keep N
+        timesteps = np.round(np.arange(T, 0, -T / N)[:N]) - 1
     return torch.from_numpy(timesteps.astype(np.int64))
 
 
