@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from snippets import check
-from snippets.forward import check_sampler_args
+from snippets.forward import check_sampler_args, check_sampler_options
 from snippets.schedules import NoiseSchedule, inference_timesteps, sigma_from_alpha_bar
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -90,16 +90,8 @@ def dpm_solver_pp_2m_sample_progressive(
     Yields:
         `(t, x_next, x0_hat)` after each step.
     """
-    check_sampler_args(
-        model,
-        x_T,
-        schedule,
-        prediction_type,
-        generator,
-        timestep_spacing,
-        clip_sample,
-        clip_sample_range,
-    )
+    check_sampler_args(model, x_T, schedule, prediction_type, generator)
+    check_sampler_options(timestep_spacing, clip_sample, clip_sample_range)
     timesteps = dpm_solver_timesteps(
         schedule.num_train_timesteps, num_inference_steps, timestep_spacing
     )

@@ -239,24 +239,32 @@ def check_sampler_args(
     schedule: NoiseSchedule,
     prediction_type: str,
     generator: torch.Generator | None,
-    timestep_spacing: str,
-    clip_sample: bool = False,
-    clip_sample_range: float = 1.0,
 ) -> None:
     """The checks every sampler on a `NoiseSchedule` starts with, each naming its argument.
 
     Raises:
         TypeError: For a `model` that is not callable, an `x_T` that is not a floating-point
-            tensor, a `schedule` that is not a `NoiseSchedule`, a `generator` that is not a
-            `torch.Generator`, or a `clip_sample` that is not a bool.
-        ValueError: For a non-finite `x_T`, an unknown `prediction_type` or `timestep_spacing`,
-            or a `clip_sample_range` that is not a positive finite number.
+            tensor, a `schedule` that is not a `NoiseSchedule` or a `generator` that is not a
+            `torch.Generator`.
+        ValueError: For a non-finite `x_T` or an unknown `prediction_type`.
     """
     check.instance("model", model, Callable)
     check.tensor("x_T", x_T)
     check.instance("schedule", schedule, NoiseSchedule)
     check_prediction_type(prediction_type)
     check.generator("generator", generator)
+
+
+def check_sampler_options(
+    timestep_spacing: str, clip_sample: bool, clip_sample_range: float
+) -> None:
+    """The checks of the options every sampler on a `NoiseSchedule` shares.
+
+    Raises:
+        TypeError: For a `clip_sample` that is not a bool.
+        ValueError: For an unknown `timestep_spacing` or a `clip_sample_range` that is not a
+            positive finite number.
+    """
     check.one_of("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
     check.boolean("clip_sample", clip_sample)
     check.real("clip_sample_range", clip_sample_range, gt=0)

@@ -22,7 +22,12 @@ from collections.abc import Callable, Iterator
 import torch
 
 from snippets import check
-from snippets.forward import check_prediction_type, check_sampler_args, gaussian_noise
+from snippets.forward import (
+    check_prediction_type,
+    check_sampler_args,
+    check_sampler_options,
+    gaussian_noise,
+)
 from snippets.schedules import NoiseSchedule, inference_timesteps, sigma_from_alpha_bar
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -194,16 +199,8 @@ def euler_sample_progressive(
     Yields:
         `(t, x_next, x0_hat)` after each step.
     """
-    check_sampler_args(
-        model,
-        x_T,
-        schedule,
-        prediction_type,
-        generator,
-        timestep_spacing,
-        clip_sample,
-        clip_sample_range,
-    )
+    check_sampler_args(model, x_T, schedule, prediction_type, generator)
+    check_sampler_options(timestep_spacing, clip_sample, clip_sample_range)
     check.real("s_churn", s_churn, ge=0)
     check.real("s_tmin", s_tmin, ge=0)
     check.real("s_tmax", s_tmax, ge=0, finite=False)
@@ -308,16 +305,8 @@ def heun_sample_progressive(
     Yields:
         `(t, x_next, x0_hat)` after each step.
     """
-    check_sampler_args(
-        model,
-        x_T,
-        schedule,
-        prediction_type,
-        generator,
-        timestep_spacing,
-        clip_sample,
-        clip_sample_range,
-    )
+    check_sampler_args(model, x_T, schedule, prediction_type, generator)
+    check_sampler_options(timestep_spacing, clip_sample, clip_sample_range)
     sigmas, timesteps = karras_timesteps(
         schedule.alpha_bar, num_inference_steps, timestep_spacing
     )

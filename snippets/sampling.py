@@ -31,6 +31,7 @@ from snippets.dpm_solver import (
 )
 from snippets.forward import (
     check_sampler_args,
+    check_sampler_options,
     gaussian_noise,
     predict_x0_and_eps,
     q_posterior_mean_variance,
@@ -151,16 +152,8 @@ def ddpm_sample_progressive(
     Yields:
         `(t, x_prev, x0_hat)` after each step.
     """
-    check_sampler_args(
-        model,
-        x_T,
-        schedule,
-        prediction_type,
-        generator,
-        timestep_spacing,
-        clip_sample,
-        clip_sample_range,
-    )
+    check_sampler_args(model, x_T, schedule, prediction_type, generator)
+    check_sampler_options(timestep_spacing, clip_sample, clip_sample_range)
     if variance_type not in ("fixed_small", "fixed_large"):
         raise ValueError(
             f"unknown variance_type {variance_type!r}; choose 'fixed_small' or 'fixed_large'"
@@ -263,16 +256,8 @@ def ddim_sample_progressive(
     Yields:
         `(t, x_prev, x0_hat)` after each step.
     """
-    check_sampler_args(
-        model,
-        x_T,
-        schedule,
-        prediction_type,
-        generator,
-        timestep_spacing,
-        clip_sample,
-        clip_sample_range,
-    )
+    check_sampler_args(model, x_T, schedule, prediction_type, generator)
+    check_sampler_options(timestep_spacing, clip_sample, clip_sample_range)
     check.real("eta", eta, ge=0, le=1)
     alpha_bar = schedule.alpha_bar
     T = schedule.num_train_timesteps
