@@ -68,7 +68,10 @@ def integer(name: str, value: Any, *, gt=None, ge=None, lt=None, le=None) -> int
     Args:
         name: The argument's name, for the message.
         value: A Python or NumPy integer.
-        gt, ge, lt, le: Optional bounds (`>`, `>=`, `<`, `<=`).
+        gt: Optional bound: `value > gt`.
+        ge: Optional bound: `value >= ge`.
+        lt: Optional bound: `value < lt`.
+        le: Optional bound: `value <= le`.
 
     Returns:
         `value`, unchanged.
@@ -121,8 +124,11 @@ def real(
     Args:
         name: The argument's name, for the message.
         value: The number.
-        gt, ge, lt, le: Optional bounds (`>`, `>=`, `<`, `<=`).
-        finite: Reject $\\pm\\infty$ too (NaN is always rejected).
+        gt: Optional bound: `value > gt`.
+        ge: Optional bound: `value >= ge`.
+        lt: Optional bound: `value < lt`.
+        le: Optional bound: `value <= le`.
+        finite: Reject ±inf too (NaN is always rejected).
 
     Returns:
         `value`, unchanged.
@@ -239,8 +245,11 @@ def tensor(
         dtype: `"float"`, `"int"` (no bool), `"bool"`, `"real"` (float or int) or `None` (any).
         ndim: Required number of dimensions.
         shape: Required shape; `None` entries match any size.
-        finite: Reject NaN and $\\pm\\infty$ (floating tensors only).
-        gt, ge, lt, le: Optional bounds every element must satisfy.
+        finite: Reject NaN and ±inf (floating tensors only).
+        gt: Optional bound every element must satisfy: `> gt`.
+        ge: Optional bound: `>= ge`.
+        lt: Optional bound: `< lt`.
+        le: Optional bound: `<= le`.
 
     Returns:
         `value`, unchanged.
