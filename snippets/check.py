@@ -40,7 +40,12 @@ class ArgumentTypeError(TypeError, ValueError):
     that catch every bad argument with `except ValueError`)."""
 
 
-def _bounds(gt=None, ge=None, lt=None, le=None) -> str:
+def _bounds(
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> str:
     """`in [0, 1]`, `in (0, 1]`, `>= 0`, ... for the bounds that are set ('' for none)."""
     low = f"({gt}" if gt is not None else f"[{ge}" if ge is not None else None
     high = f"{lt})" if lt is not None else f"{le}]" if le is not None else None
@@ -53,7 +58,13 @@ def _bounds(gt=None, ge=None, lt=None, le=None) -> str:
     return ""
 
 
-def _inside(value, gt=None, ge=None, lt=None, le=None) -> bool:
+def _inside(
+    value,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> bool:
     return (
         (gt is None or value > gt)
         and (ge is None or value >= ge)
@@ -62,7 +73,15 @@ def _inside(value, gt=None, ge=None, lt=None, le=None) -> bool:
     )
 
 
-def integer(name: str, value: Any, *, gt=None, ge=None, lt=None, le=None) -> int:
+def integer(
+    name: str,
+    value: Any,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> int:
     """Check that `value` is an integer (not a bool, not a float such as `10.0`) within bounds.
 
     Args:
@@ -92,7 +111,13 @@ def integer(name: str, value: Any, *, gt=None, ge=None, lt=None, le=None) -> int
 
 
 def integers(
-    name: str, values: Any, *, gt=None, ge=None, lt=None, le=None
+    name: str,
+    values: Any,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
 ) -> list[int]:
     """Check that `values` is a list or tuple of integers within bounds (e.g. channel counts).
 
@@ -115,7 +140,14 @@ def integers(
 
 
 def real(
-    name: str, value: Any, *, gt=None, ge=None, lt=None, le=None, finite: bool = True
+    name: str,
+    value: Any,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+    finite: bool = True,
 ) -> Any:
     """Check that `value` is a real number (never NaN; finite unless `finite=False`) within bounds.
 
@@ -232,10 +264,10 @@ def tensor(
     ndim: int | None = None,
     shape: Sequence[int | None] | None = None,
     finite: bool = True,
-    gt=None,
-    ge=None,
-    lt=None,
-    le=None,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
 ) -> torch.Tensor:
     """Check a tensor's type, dtype kind, shape, finiteness and value range.
 
