@@ -153,6 +153,9 @@ def test_every_n_gives_n_distinct_timesteps_equal_to_diffusers_first_n(spacing):
         assert overshoots == []
 
 
+@pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning"
+)  # numpy 2 copy= inside diffusers
 def test_trailing_euler_timesteps_are_diffusers_first_n_for_every_n():
     T = 1000
     scheduler = EulerDiscreteScheduler(
