@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from snippets import check
+
 
 # --8<-- [start:basic-unet]
 class BasicUNet(nn.Module):
@@ -30,6 +32,8 @@ class BasicUNet(nn.Module):
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1):
         super().__init__()
+        check.integer("in_channels", in_channels, ge=1)
+        check.integer("out_channels", out_channels, ge=1)
         self.in_channels = in_channels
         self.down_layers = nn.ModuleList(
             [
@@ -62,6 +66,12 @@ class BasicUNet(nn.Module):
             raise ValueError(
                 f"BasicUNet expects images of shape (B, {self.in_channels}, H, W), "
                 f"got {tuple(x.shape)}"
+            )
+        check.tensor("x", x)
+        if x.dtype != self.down_layers[0].weight.dtype:
+            raise check.ArgumentTypeError(
+                f"x has dtype {x.dtype} but the model's weights are "
+                f"{self.down_layers[0].weight.dtype}: convert x (x.to(...)) or the model"
             )
         if x.shape[-2] % 4 or x.shape[-1] % 4:
             raise ValueError(

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from snippets.forward import check_prediction_type
+from snippets import check
+from snippets.forward import check_sampler_args, check_sampler_options
 from snippets.schedules import NoiseSchedule, inference_timesteps, sigma_from_alpha_bar
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -89,7 +90,8 @@ def dpm_solver_pp_2m_sample_progressive(
     Yields:
         `(t, x_next, x0_hat)` after each step.
     """
-    check_prediction_type(prediction_type)
+    check_sampler_args(model, x_T, schedule, prediction_type, generator)
+    check_sampler_options(timestep_spacing, clip_sample, clip_sample_range)
     timesteps = dpm_solver_timesteps(
         schedule.num_train_timesteps, num_inference_steps, timestep_spacing
     )
@@ -107,11 +109,7 @@ def dpm_solver_pp_2m_sample_progressive(
     for i, t in enumerate(timesteps):
         # 1. data prediction \hat x_0 at t_i
         model_output = model(x, t.expand(x.shape[0]))
-        if model_output.shape != x.shape:
-            raise ValueError(
-                f"model output has shape {tuple(model_output.shape)} but x has shape "
-                f"{tuple(x.shape)}"
-            )
+        check.same_shape("model_output", model_output, "x", x)
         if prediction_type == "epsilon":
             x0_hat = (x - sigmas_t[i] * model_output) / alphas_t[i]
         elif prediction_type == "v_prediction":

@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from snippets import check
+
 
 # --8<-- [start:karras-sigmas]
 def karras_sigmas(
@@ -52,17 +54,11 @@ def karras_sigmas(
         Decreasing float32 noise levels $\sigma_0 = \sigma_\text{max}, \dots,
         \sigma_{N-1} = \sigma_\text{min}, \sigma_N = 0$, shape `(N + 1,)`.
     """
-    if int(num_steps) != num_steps or num_steps < 1:
-        raise ValueError(f"num_steps must be a positive integer, got {num_steps}")
-    if not 0 < sigma_min < sigma_max:
-        raise ValueError(
-            f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, "
-            f"sigma_max={sigma_max}"
-        )
-    if rho <= 0:
-        raise ValueError(f"rho must be positive, got {rho}")
-    # i / (N - 1), computed in float64 like the reference code; a single step sits at
-    # sigma_max
+    check.integer("num_steps", num_steps, ge=1)
+    check.real("sigma_min", sigma_min, gt=0)
+    check.real("sigma_max", sigma_max, gt=sigma_min)
+    check.real("rho", rho, gt=0)
+    # i / (N - 1), computed in float64 like the reference code; a single step sits at sigma_max
     ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64)
     min_inv_rho, max_inv_rho = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     # Eq. 5: interpolate linearly in sigma^(1/rho), then raise to rho
@@ -94,9 +90,8 @@ def edm_preconditioning(
     Returns:
         `(c_skip, c_out, c_in, c_noise)`, each with the shape of `sigma`.
     """
-    if sigma_data <= 0:
-        raise ValueError(f"sigma_data must be positive, got {sigma_data}")
-    sigma = torch.as_tensor(sigma)
+    check.real("sigma_data", sigma_data, gt=0)
+    sigma = check.tensor("sigma", torch.as_tensor(sigma), dtype="real", gt=0)
     c_skip = sigma_data**2 / (sigma**2 + sigma_data**2)
     c_out = sigma * sigma_data / (sigma**2 + sigma_data**2).sqrt()
     c_in = 1 / (sigma**2 + sigma_data**2).sqrt()
@@ -122,8 +117,8 @@ class Denoiser(nn.Module):
 
     def __init__(self, net: nn.Module, sigma_data: float = 0.5) -> None:
         super().__init__()
-        if sigma_data <= 0:
-            raise ValueError(f"sigma_data must be positive, got {sigma_data}")
+        check.instance("net", net, Callable)
+        check.real("sigma_data", sigma_data, gt=0)
         self.net = net
         self.sigma_data = sigma_data
 
@@ -134,12 +129,10 @@ class Denoiser(nn.Module):
         class_labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         r"""Denoise `x` (shape `(B, C, H, W)`) at noise levels `sigma` (shape `(B,)` or scalar, > 0)."""
+        check.tensor("x", x, ndim=4)
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
         sigma = sigma.expand(x.shape[0]) if sigma.ndim == 0 else sigma
-        if sigma.shape != (x.shape[0],) or bool((sigma <= 0).any()):
-            raise ValueError(
-                f"sigma must be positive with shape ({x.shape[0]},), got {sigma}"
-            )
+        check.tensor("sigma", sigma, shape=(x.shape[0],), gt=0)
         c_skip, c_out, c_in, c_noise = edm_preconditioning(
             sigma.reshape(-1, 1, 1, 1), self.sigma_data
         )
@@ -170,8 +163,10 @@ def sample_training_sigma(
     Returns:
         Noise levels, shape `(batch_size,)`.
     """
-    if P_std <= 0:
-        raise ValueError(f"P_std must be positive, got {P_std}")
+    check.integer("batch_size", batch_size, ge=1)
+    check.real("P_mean", P_mean)
+    check.real("P_std", P_std, gt=0)
+    check.generator("generator", generator)
     return (torch.randn(batch_size, generator=generator) * P_std + P_mean).exp()
 
 
@@ -184,8 +179,8 @@ def loss_weight(sigma: torch.Tensor, sigma_data: float = 0.5) -> torch.Tensor:
         sigma: Noise levels $\sigma > 0$, any shape.
         sigma_data: $\sigma_\text{data} > 0$.
     """
-    if sigma_data <= 0:
-        raise ValueError(f"sigma_data must be positive, got {sigma_data}")
+    check.tensor("sigma", sigma, dtype="real", gt=0)
+    check.real("sigma_data", sigma_data, gt=0)
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
 
 
@@ -216,15 +211,14 @@ def edm_loss(
     Returns:
         The scalar loss (mean over batch and pixels).
     """
+    check.instance("denoiser", denoiser, Denoiser)
+    check.tensor("x0", x0, ndim=4)
     if sigma is None:
         sigma = sample_training_sigma(x0.shape[0], generator=generator).to(x0.device)
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-    if noise.shape != x0.shape:
-        raise ValueError(
-            f"noise must have the shape of x0 {tuple(x0.shape)}, got "
-            f"{tuple(noise.shape)}"
-        )
+    check.tensor("sigma", sigma, shape=(x0.shape[0],), gt=0)
+    check.same_shape("noise", check.tensor("noise", noise), "x0", x0)
     s = sigma.reshape(-1, 1, 1, 1)
     # 1. corrupt: x = y + n, n ~ N(0, sigma^2 I)
     x = x0 + s * noise
@@ -248,6 +242,9 @@ def raw_network_target(
         sigma: Noise levels, shape `(B,)`.
         sigma_data: $\sigma_\text{data}$.
     """
+    check.tensor("x0", x0, ndim=4)
+    check.same_shape("noise", check.tensor("noise", noise), "x0", x0)
+    check.tensor("sigma", sigma, shape=(x0.shape[0],), gt=0)
     s = sigma.reshape(-1, 1, 1, 1)
     c_skip, c_out, _, _ = edm_preconditioning(s, sigma_data)
     return (x0 - c_skip * (x0 + s * noise)) / c_out
@@ -288,9 +285,15 @@ def edm_sample_progressive(
     Yields:
         $x_1, \dots, x_N$, each of shape `(B, C, H, W)`; the last one is the sample.
     """
+    check.instance("denoiser", denoiser, Callable)
+    check.tensor("noise", noise)
     _check_sigmas(sigmas)
-    if S_churn < 0:
-        raise ValueError(f"S_churn must be non-negative, got {S_churn}")
+    check.real("S_churn", S_churn, ge=0)
+    check.real("S_tmin", S_tmin, ge=0)
+    check.real("S_tmax", S_tmax, ge=0, finite=False)
+    check.real("S_noise", S_noise, ge=0)
+    check.boolean("second_order", second_order)
+    check.generator("generator", generator)
     N = len(sigmas) - 1
     batch = noise.shape[0]
     # 1. x_0 ~ N(0, sigma_0^2 I)
@@ -358,6 +361,7 @@ def alpha_bar_from_sigma(sigma: torch.Tensor) -> torch.Tensor:
     Args:
         sigma: Noise levels $\sigma \ge 0$, any shape.
     """
+    check.tensor("sigma", sigma, ge=0)
     return 1 / (1 + sigma**2)
 
 
@@ -373,6 +377,9 @@ def score_from_denoiser(
         x: The noisy input, same shape.
         sigma: Noise levels $> 0$, shape `(B,)`.
     """
+    check.same_shape("denoised", check.tensor("denoised", denoised), "x", x)
+    check.tensor("x", x)
+    check.tensor("sigma", sigma, shape=(x.shape[0],), gt=0)
     return (denoised - x) / sigma.reshape(-1, *([1] * (x.ndim - 1))) ** 2
 
 
@@ -380,6 +387,7 @@ def score_from_denoiser(
 
 
 def _check_sigmas(sigmas: torch.Tensor) -> None:
+    check.tensor("sigmas", sigmas, ndim=1, ge=0)
     if sigmas.ndim != 1 or len(sigmas) < 2:
         raise ValueError(
             f"sigmas must be 1-D with at least 2 values (sigma_0 ... sigma_N), got shape {tuple(sigmas.shape)}"

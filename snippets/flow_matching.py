@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from snippets import check
+
 CONVENTIONS = ("diffusers", "paper")
 
 
@@ -126,6 +128,10 @@ def flow_matching_loss(
     Returns:
         The scalar mean squared error.
     """
+    check.instance("model", model, Callable)
+    check.tensor("data", data, ndim=4)
+    check.integer("num_train_timesteps", num_train_timesteps, ge=1)
+    check.generator("generator", generator)
     if t is None:
         t = torch.rand(data.shape[0], generator=generator).to(data.device)
     if noise is None:
@@ -151,8 +157,8 @@ def shift_sigmas(sigmas: torch.Tensor, shift: float) -> torch.Tensor:
         sigmas: Times $t \in [0, 1]$ (diffusers convention), any shape.
         shift: $s > 0$; 1 leaves `sigmas` unchanged, $s > 1$ moves them toward noise.
     """
-    if shift <= 0:
-        raise ValueError(f"shift must be positive, got {shift}")
+    check.tensor("sigmas", sigmas, ge=0, le=1)
+    check.real("shift", shift, gt=0)
     return shift * sigmas / (1 + (shift - 1) * sigmas)
 
 
@@ -174,14 +180,9 @@ def flow_match_sigmas(
         `(sigmas, timesteps)`: float32 times of shape `(N + 1,)` ending in 0, and the network
         timesteps `sigmas[:-1] * T`, shape `(N,)`.
     """
-    if int(num_inference_steps) != num_inference_steps or num_inference_steps < 1:
-        raise ValueError(
-            f"num_inference_steps must be a positive integer, got {num_inference_steps}"
-        )
-    if int(num_train_timesteps) != num_train_timesteps or num_train_timesteps < 1:
-        raise ValueError(
-            f"num_train_timesteps must be a positive integer, got {num_train_timesteps}"
-        )
+    check.integer("num_inference_steps", num_inference_steps, ge=1)
+    check.integer("num_train_timesteps", num_train_timesteps, ge=1)
+    check.real("shift", shift, gt=0)
     T = num_train_timesteps
     # the smallest training time 1/T, shifted as the scheduler's __init__ does (float32
     # like diffusers)
@@ -223,9 +224,13 @@ def flow_sample_progressive(
     Yields:
         $x_{t_1}, \dots, x_{t_N}$; the last is the sample.
     """
+    check.instance("model", model, Callable)
+    check.tensor("noise", noise)
     if sigmas is None:
         sigmas, _ = flow_match_sigmas(num_inference_steps, num_train_timesteps, shift)
-    elif sigmas.ndim != 1 or len(sigmas) < 2 or bool((sigmas[1:] >= sigmas[:-1]).any()):
+    check.tensor("sigmas", sigmas, ndim=1)
+    check.integer("num_train_timesteps", num_train_timesteps, ge=1)
+    if sigmas.ndim != 1 or len(sigmas) < 2 or bool((sigmas[1:] >= sigmas[:-1]).any()):
         raise ValueError(
             "sigmas must be a strictly decreasing 1-D tensor with at least 2 values"
         )
@@ -270,11 +275,13 @@ def flow_sample(
 # --8<-- [start:conversions]
 def paper_time(t_diffusers: torch.Tensor) -> torch.Tensor:
     r"""Convert diffusers' time (1 = noise) to the papers' time (1 = data): $t_\text{paper} = 1 - t$."""
+    check.tensor("t_diffusers", t_diffusers, ge=0, le=1)
     return 1 - t_diffusers
 
 
 def paper_velocity(v_diffusers: torch.Tensor) -> torch.Tensor:
     r"""Convert diffusers' velocity $\epsilon - x_\text{data}$ to the papers' $x_\text{data} - \epsilon$ (time runs the other way)."""
+    check.tensor("v_diffusers", v_diffusers)
     return -v_diffusers
 
 
@@ -288,6 +295,8 @@ def predict_x0_from_velocity(
         x_t: Current point, same shape.
         t: Times in `[0, 1]`, shape `(B,)`.
     """
+    check.same_shape("v", check.tensor("v", v), "x_t", check.tensor("x_t", x_t))
+    check.tensor("t", t, shape=(x_t.shape[0],), ge=0, le=1)
     return x_t - t.reshape(-1, *([1] * (x_t.ndim - 1))) * v
 
 
@@ -295,6 +304,9 @@ def predict_x0_from_velocity(
 
 
 def _check(data, noise, t, convention, sigma_min):
+    check.tensor("data", data)
+    check.tensor("noise", noise)
+    check.real("sigma_min", sigma_min, ge=0, lt=1)
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     if data.shape != noise.shape:
@@ -310,10 +322,5 @@ def _check(data, noise, t, convention, sigma_min):
     if t is None:
         return None
     t = torch.as_tensor(t, dtype=data.dtype, device=data.device)
-    if t.shape != (data.shape[0],):
-        raise ValueError(f"t must have shape ({data.shape[0]},), got {tuple(t.shape)}")
-    if bool(((t < 0) | (t > 1)).any()):
-        raise ValueError(
-            f"t must lie in [0, 1], got values in [{t.min().item()}, {t.max().item()}]"
-        )
+    check.tensor("t", t, shape=(data.shape[0],), ge=0, le=1)
     return t.reshape(-1, *([1] * (data.ndim - 1)))

@@ -13,8 +13,13 @@ $\bar\alpha_{t+1}$ of the paper.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
+
+from snippets import check
+from snippets.schedules import TIMESTEP_SPACINGS, NoiseSchedule
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
@@ -38,9 +43,13 @@ def broadcast_at(
     Raises:
         ValueError: If `t` is not integer, does not match the batch size, or is out of range.
     """
+    check.tensor("values", values, dtype=None, ndim=1)
+    check.tensor("x", x, dtype=None, finite=False)
     t = torch.as_tensor(t, device=values.device)
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"timesteps t must be integers, got dtype {t.dtype}")
+        raise check.ArgumentTypeError(
+            f"timesteps t must be integers, got dtype {t.dtype}"
+        )
     if t.ndim > 1 or (t.ndim == 1 and t.shape[0] not in (1, x.shape[0])):
         raise ValueError(
             f"timesteps t of shape {tuple(t.shape)} do not broadcast against x of shape {tuple(x.shape)}; "
@@ -50,7 +59,7 @@ def broadcast_at(
     t_min, t_max = (int(v) for v in torch.aminmax(t)) if t.numel() else (0, 0)
     if t_min < 0 or t_max >= T:
         raise ValueError(
-            f"timesteps must lie in [0, {T}), got values from {t_min} to {t_max}"
+            f"timesteps t must lie in [0, {T}), got values from {t_min} to {t_max}"
         )
     return values[t].to(x.device, x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
 
@@ -82,17 +91,15 @@ def corrupt(
         The corrupted images, shape `(B, C, H, W)`.
 
     Raises:
-        ValueError: If `amount` is not shape `(B,)` or lies outside `[0, 1]`.
+        TypeError: If `x`, `amount` or `noise` is not a floating-point tensor.
+        ValueError: If `amount` is not shape `(B,)`, is NaN or lies outside `[0, 1]`.
     """
-    if amount.shape != (x.shape[0],):
-        raise ValueError(
-            f"amount must have shape ({x.shape[0]},), one value per image, got "
-            f"{tuple(amount.shape)}"
-        )
-    if bool((amount < 0).any() or (amount > 1).any()):
-        raise ValueError("amount must lie in [0, 1]")
+    check.tensor("x", x, ndim=4)
+    check.tensor("amount", amount, shape=(x.shape[0],), ge=0, le=1)
+    check.generator("generator", generator)
     if noise is None:
         noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    check.same_shape("noise", check.tensor("noise", noise), "x", x)
     amount = amount.reshape(-1, *([1] * (x.ndim - 1)))  # (B,) -> (B, 1, 1, 1)
     return x * (1 - amount) + noise * amount
 
@@ -115,6 +122,8 @@ def gaussian_noise(
     Returns:
         $\epsilon \sim \mathcal{N}(0, I)$, same shape as `x`.
     """
+    check.tensor("x", x, finite=False)
+    check.generator("generator", generator)
     device = generator.device if generator is not None else x.device
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(
         x.device
@@ -144,12 +153,11 @@ def q_sample(
     Returns:
         The noised images $x_t$, shape `(B, C, H, W)`.
     """
+    check.tensor("x0", x0)
+    check.tensor("alpha_bar", alpha_bar, ndim=1, ge=0, le=1)
     if noise is None:
         noise = gaussian_noise(x0, generator)
-    if noise.shape != x0.shape:
-        raise ValueError(
-            f"noise has shape {tuple(noise.shape)} but x0 has shape {tuple(x0.shape)}"
-        )
+    check.same_shape("noise", check.tensor("noise", noise), "x0", x0)
     # \bar\alpha_t, reshaped to broadcast over (C, H, W)
     a_bar = broadcast_at(alpha_bar, t, x0)
     return a_bar.sqrt() * x0 + (1 - a_bar).sqrt() * noise
@@ -188,10 +196,17 @@ def q_posterior_mean_variance(
         `(mean, variance)`: $\tilde\mu_t$ with the shape of `x_t`, and $\tilde\beta_t$ of shape
         `(B or 1, 1, 1, 1)`.
     """
-    t = torch.as_tensor(t)
+    check.tensor("x0", x0)
+    check.tensor("x_t", x_t)
+    check.same_shape("x0", x0, "x_t", x_t)
+    check.tensor("alpha_bar", alpha_bar, ndim=1, ge=0, le=1)
+    t = check.tensor("t", torch.as_tensor(t), dtype="int")
     t_prev = t - 1 if t_prev is None else torch.as_tensor(t_prev)
+    check.tensor("t_prev", t_prev, dtype="int", ge=-1, lt=len(alpha_bar))
     if bool((t_prev >= t).any()):
-        raise ValueError("t_prev must be earlier than t")
+        raise ValueError(
+            f"t_prev must be earlier than t, got t_prev={t_prev} and t={t}"
+        )
     a_bar_t = broadcast_at(alpha_bar, t, x_t)
     # \bar\alpha_{-1} = 1: pad the table with a leading 1 and shift the index by one
     a_bar_prev = broadcast_at(F.pad(alpha_bar, (1, 0), value=1.0), t_prev + 1, x_t)
@@ -212,10 +227,47 @@ def q_posterior_mean_variance(
 
 def check_prediction_type(prediction_type: str) -> None:
     """Raise a `ValueError` unless `prediction_type` is one of `PREDICTION_TYPES`."""
-    if prediction_type not in PREDICTION_TYPES:
+    if not isinstance(prediction_type, str) or prediction_type not in PREDICTION_TYPES:
         raise ValueError(
             f"unknown prediction_type {prediction_type!r}; choose one of {', '.join(PREDICTION_TYPES)}"
         )
+
+
+def check_sampler_args(
+    model: Callable,
+    x_T: torch.Tensor,
+    schedule: NoiseSchedule,
+    prediction_type: str,
+    generator: torch.Generator | None,
+) -> None:
+    """The checks every sampler on a `NoiseSchedule` starts with, each naming its argument.
+
+    Raises:
+        TypeError: For a `model` that is not callable, an `x_T` that is not a floating-point
+            tensor, a `schedule` that is not a `NoiseSchedule` or a `generator` that is not a
+            `torch.Generator`.
+        ValueError: For a non-finite `x_T` or an unknown `prediction_type`.
+    """
+    check.instance("model", model, Callable)
+    check.tensor("x_T", x_T)
+    check.instance("schedule", schedule, NoiseSchedule)
+    check_prediction_type(prediction_type)
+    check.generator("generator", generator)
+
+
+def check_sampler_options(
+    timestep_spacing: str, clip_sample: bool, clip_sample_range: float
+) -> None:
+    """The checks of the options every sampler on a `NoiseSchedule` shares.
+
+    Raises:
+        TypeError: For a `clip_sample` that is not a bool.
+        ValueError: For an unknown `timestep_spacing` or a `clip_sample_range` that is not a
+            positive finite number.
+    """
+    check.one_of("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
+    check.boolean("clip_sample", clip_sample)
+    check.real("clip_sample_range", clip_sample_range, gt=0)
 
 
 # --8<-- [start:targets]
@@ -244,6 +296,9 @@ def training_target(
         The target, shape `(B, C, H, W)`.
     """
     check_prediction_type(prediction_type)
+    check.tensor("x0", x0)
+    check.same_shape("noise", check.tensor("noise", noise), "x0", x0)
+    check.tensor("alpha_bar", alpha_bar, ndim=1, ge=0, le=1)
     a_bar = broadcast_at(alpha_bar, t, x0)
     if prediction_type == "epsilon":
         return noise
@@ -280,11 +335,10 @@ def predict_x0_and_eps(
         `(x0_hat, eps_hat)`, each shape `(B, C, H, W)`.
     """
     check_prediction_type(prediction_type)
-    if model_output.shape != x_t.shape:
-        raise ValueError(
-            f"model output has shape {tuple(model_output.shape)} but x_t has shape "
-            f"{tuple(x_t.shape)}"
-        )
+    check.tensor("x_t", x_t)
+    check.tensor("model_output", model_output)
+    check.same_shape("model_output", model_output, "x_t", x_t)
+    check.tensor("alpha_bar", alpha_bar, ndim=1, ge=0, le=1)
     a_bar = broadcast_at(alpha_bar, t, x_t)
     sqrt_a_bar, sqrt_one_minus_a_bar = a_bar.sqrt(), (1 - a_bar).sqrt()
     if prediction_type == "epsilon":

@@ -25,6 +25,8 @@ from collections.abc import Callable
 
 import torch
 
+from snippets import check
+
 CONVENTIONS = ("diffusers", "paper")
 
 
@@ -53,9 +55,9 @@ def drop_labels(
     Returns:
         The labels with the dropped ones set to `null_label`, shape `(B,)`.
     """
-    if not 0.0 <= p_uncond <= 1.0:
-        raise ValueError(f"p_uncond must be in [0, 1], got {p_uncond}")
+    check.real("p_uncond", p_uncond, ge=0, le=1)
     _check_labels(class_labels, null_label)
+    check.generator("generator", generator)
     if drop_mask is None:
         drop_mask = torch.rand(class_labels.shape, generator=generator) < p_uncond
     elif drop_mask.shape != class_labels.shape or drop_mask.dtype != torch.bool:
@@ -102,6 +104,9 @@ def guided_prediction(
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    check.tensor("pred_cond", pred_cond)
+    check.tensor("pred_uncond", pred_uncond)
+    check.real("guidance_scale", guidance_scale)
     if pred_cond.shape != pred_uncond.shape:
         raise ValueError(
             "pred_cond and pred_uncond must have the same shape, got "
@@ -149,6 +154,8 @@ def cfg_model(
     """
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    check.instance("model", model, Callable)
+    check.real("guidance_scale", guidance_scale)
     _check_labels(class_labels, null_label)
     guidance_off = guidance_scale == (1.0 if convention == "diffusers" else 0.0)
     null_labels = torch.full_like(class_labels, null_label)
@@ -181,18 +188,12 @@ def cfg_model(
 
 
 def _check_labels(class_labels: torch.Tensor, null_label: int) -> None:
-    if not isinstance(class_labels, torch.Tensor) or class_labels.ndim != 1:
+    check.tensor("class_labels", class_labels, dtype="int")
+    if class_labels.ndim != 1:
         raise ValueError(
-            f"class_labels must be a 1-D tensor of shape (B,), got {class_labels!r:.60}"
+            f"class_labels must be a 1-D tensor of shape (B,), got {tuple(class_labels.shape)}"
         )
-    if class_labels.dtype.is_floating_point or class_labels.dtype == torch.bool:
-        raise ValueError(
-            f"class_labels must be an integer tensor, got dtype {class_labels.dtype}"
-        )
-    if int(null_label) != null_label or null_label < 1:
-        raise ValueError(
-            f"null_label must be a positive integer (the number of classes), got {null_label}"
-        )
+    check.integer("null_label", null_label, ge=1)
     if class_labels.numel() and (
         class_labels.min() < 0 or class_labels.max() >= null_label
     ):

@@ -21,7 +21,13 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from snippets.forward import check_prediction_type, gaussian_noise
+from snippets import check
+from snippets.forward import (
+    check_prediction_type,
+    check_sampler_args,
+    check_sampler_options,
+    gaussian_noise,
+)
 from snippets.schedules import NoiseSchedule, inference_timesteps, sigma_from_alpha_bar
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -39,6 +45,8 @@ def sigma_to_t(sigma: torch.Tensor, train_sigmas: torch.Tensor) -> torch.Tensor:
     Returns:
         Timesteps in `[0, T - 1]` (clamped to the ends of the table), float64, shape `(N,)`.
     """
+    check.tensor("sigma", sigma, ge=0)
+    check.tensor("train_sigmas", train_sigmas, ndim=1, gt=0)
     log_sigmas = train_sigmas.log().double()
     log_sigma = sigma.log()
     # index of the table entry just below each sigma, so that [low, low + 1] brackets it
@@ -70,12 +78,13 @@ def karras_timesteps(
         alpha_bar: $\bar\alpha$ of the training schedule, shape `(T,)`.
         num_inference_steps: $N$ in `[1, T]`.
         spacing: `"linspace"`, `"leading"` or `"trailing"`.
-        rho: $\rho$ (7 in the paper).
+        rho: $\rho > 0$ (7 in the paper).
 
     Returns:
         `(sigmas, timesteps)`: float32 $\sigma_0 > \dots > \sigma_N = 0$, shape `(N + 1,)`, and
         the fractional training timesteps of $\sigma_0, \dots, \sigma_{N-1}$, float32, shape `(N,)`.
     """
+    check.real("rho", rho, gt=0)
     train_sigmas = sigma_from_alpha_bar(alpha_bar)
     spaced = inference_timesteps(len(alpha_bar), num_inference_steps, spacing)
     sigma_max, sigma_min = (
@@ -119,11 +128,10 @@ def denoise(
     Returns:
         $\hat x_0$, shape `(B, C, H, W)`.
     """
-    if model_output.shape != x.shape:
-        raise ValueError(
-            f"model output has shape {tuple(model_output.shape)} but x has shape "
-            f"{tuple(x.shape)}"
-        )
+    check.tensor("model_output", model_output)
+    check.same_shape("model_output", model_output, "x", check.tensor("x", x))
+    check.real("sigma", sigma, gt=0)
+    check_prediction_type(prediction_type)
     if prediction_type == "epsilon":
         return x - sigma * model_output
     if prediction_type == "v_prediction":
@@ -191,9 +199,12 @@ def euler_sample_progressive(
     Yields:
         `(t, x_next, x0_hat)` after each step.
     """
-    check_prediction_type(prediction_type)
-    if s_churn < 0:
-        raise ValueError(f"s_churn must be >= 0, got {s_churn}")
+    check_sampler_args(model, x_T, schedule, prediction_type, generator)
+    check_sampler_options(timestep_spacing, clip_sample, clip_sample_range)
+    check.real("s_churn", s_churn, ge=0)
+    check.real("s_tmin", s_tmin, ge=0)
+    check.real("s_tmax", s_tmax, ge=0, finite=False)
+    check.real("s_noise", s_noise, ge=0)
     sigmas, timesteps = karras_timesteps(
         schedule.alpha_bar, num_inference_steps, timestep_spacing
     )
@@ -295,7 +306,8 @@ def heun_sample_progressive(
     Yields:
         `(t, x_next, x0_hat)` after each step.
     """
-    check_prediction_type(prediction_type)
+    check_sampler_args(model, x_T, schedule, prediction_type, generator)
+    check_sampler_options(timestep_spacing, clip_sample, clip_sample_range)
     sigmas, timesteps = karras_timesteps(
         schedule.alpha_bar, num_inference_steps, timestep_spacing
     )

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snippets import check
 from snippets.data import load_digits
 
 CLASSIFIER_DIR = (
@@ -52,6 +53,7 @@ class DigitClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features, shape `(B, 64)`, of images `(B, 1, 16, 16)` in `[-1, 1]`."""
+        check.tensor("x", x, shape=(None, 1, 16, 16))
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         return F.relu(self.fc(x.flatten(1)))
@@ -81,6 +83,9 @@ def train_classifier(
     Returns:
         The trained classifier in eval mode.
     """
+    check.integer("epochs", epochs, ge=1)
+    check.integer("batch_size", batch_size, ge=1)
+    check.integer("seed", seed, ge=0)
     x, y = load_digits("train")
     generator = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads()
@@ -124,6 +129,9 @@ def load_classifier(
     """
     from snippets.checkpoint import load_state_dict_strict, load_tensors
 
+    if directory is not None:
+        check.instance("directory", directory, (str, Path))
+    check.boolean("retrain", retrain)
     path = Path(directory or CLASSIFIER_DIR) / CLASSIFIER_FILE
     if retrain or not path.is_file():
         from safetensors.torch import save_file
@@ -155,6 +163,8 @@ def frechet_distance(features_1: np.ndarray, features_2: np.ndarray) -> float:
         $d^2 \ge 0$.
     """
     f1, f2 = np.asarray(features_1, np.float64), np.asarray(features_2, np.float64)
+    check.tensor("features_1", torch.from_numpy(f1))
+    check.tensor("features_2", torch.from_numpy(f2))
     if (
         f1.ndim != 2
         or f2.ndim != 2
@@ -204,6 +214,10 @@ def digit_metrics(
         )
     if not torch.isfinite(samples).all():
         raise ValueError("samples contain NaN or infinite values")
+    if classifier is not None:
+        check.instance("classifier", classifier, DigitClassifier)
+    if reference is not None:
+        check.tensor("reference", reference, shape=(None, 1, 16, 16))
     classifier = load_classifier() if classifier is None else classifier
     reference = load_digits("test")[0] if reference is None else reference
     x = samples.float().cpu().clamp(-1, 1)

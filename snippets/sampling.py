@@ -24,12 +24,14 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from snippets import check
 from snippets.dpm_solver import (
     dpm_solver_pp_2m_sample,
     dpm_solver_pp_2m_sample_progressive,
 )
 from snippets.forward import (
-    check_prediction_type,
+    check_sampler_args,
+    check_sampler_options,
     gaussian_noise,
     predict_x0_and_eps,
     q_posterior_mean_variance,
@@ -84,8 +86,9 @@ def naive_sample_progressive(
     Yields:
         `(i, x, pred)` after each step: the step index, the new batch, the model's prediction.
     """
-    if int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer, got {n_steps}")
+    check.instance("model", model, Callable)
+    check.tensor("x", x)
+    check.integer("n_steps", n_steps, ge=1)
     for i in range(n_steps):
         # 1. the model's guess of the clean image
         pred = model(x)
@@ -149,7 +152,8 @@ def ddpm_sample_progressive(
     Yields:
         `(t, x_prev, x0_hat)` after each step.
     """
-    check_prediction_type(prediction_type)
+    check_sampler_args(model, x_T, schedule, prediction_type, generator)
+    check_sampler_options(timestep_spacing, clip_sample, clip_sample_range)
     if variance_type not in ("fixed_small", "fixed_large"):
         raise ValueError(
             f"unknown variance_type {variance_type!r}; choose 'fixed_small' or "
@@ -246,7 +250,8 @@ def ddim_sample_progressive(
         num_inference_steps: $N$ in `[1, T]`.
         prediction_type: `"epsilon"`, `"v_prediction"` or `"sample"`.
         generator: Random number generator for $z$ (used only when $\eta > 0$).
-        eta: $\eta \ge 0$.
+        eta: $\eta \in [0, 1]$. Above 1, $\sigma_t^2$ can exceed $1 - \bar\alpha_{t-1}$ and the
+            square root of Eq. 12 turns NaN, so larger values are refused.
         timestep_spacing: `"leading"`, `"trailing"` or `"linspace"`.
         clip_sample: Clip $\hat x_0$ to `[-clip_sample_range, clip_sample_range]` (diffusers' default).
         clip_sample_range: Bound for the clipping.
@@ -254,9 +259,9 @@ def ddim_sample_progressive(
     Yields:
         `(t, x_prev, x0_hat)` after each step.
     """
-    check_prediction_type(prediction_type)
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0, got {eta}")
+    check_sampler_args(model, x_T, schedule, prediction_type, generator)
+    check_sampler_options(timestep_spacing, clip_sample, clip_sample_range)
+    check.real("eta", eta, ge=0, le=1)
     alpha_bar = schedule.alpha_bar
     T = schedule.num_train_timesteps
     timesteps = inference_timesteps(T, num_inference_steps, timestep_spacing)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from snippets import check
+
 SCHEDULE_NAMES = ("linear", "scaled_linear", "cosine", "sigmoid")
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 
@@ -38,8 +40,11 @@ def linear_betas(
         beta_end: $\beta_T$ (`0.02` in the paper).
 
     Returns:
-        $\beta$, float32, shape `(T,)`.
+        $\beta$, float32, shape `(T,)`, every value in $(0, 1)$.
     """
+    check.integer("num_train_timesteps", num_train_timesteps, ge=1)
+    check.real("beta_start", beta_start, gt=0, lt=1)
+    check.real("beta_end", beta_end, gt=0, lt=1)
     return torch.linspace(
         beta_start, beta_end, num_train_timesteps, dtype=torch.float32
     )
@@ -59,8 +64,11 @@ def scaled_linear_betas(
         beta_end: $\beta_T$ (Stable Diffusion uses `0.012`).
 
     Returns:
-        $\beta$, float32, shape `(T,)`.
+        $\beta$, float32, shape `(T,)`, every value in $(0, 1)$.
     """
+    check.integer("num_train_timesteps", num_train_timesteps, ge=1)
+    check.real("beta_start", beta_start, gt=0, lt=1)
+    check.real("beta_end", beta_end, gt=0, lt=1)
     return (
         torch.linspace(
             beta_start**0.5, beta_end**0.5, num_train_timesteps, dtype=torch.float32
@@ -85,6 +93,9 @@ def cosine_betas(
     Returns:
         $\beta$, float32, shape `(T,)` (computed in float64, then rounded).
     """
+    check.integer("num_train_timesteps", num_train_timesteps, ge=1)
+    check.real("s", s, ge=0)
+    check.real("max_beta", max_beta, gt=0, le=1)
     t = torch.arange(num_train_timesteps + 1, dtype=torch.float64) / num_train_timesteps
     f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
     betas = (1 - f[1:] / f[:-1]).clamp(max=max_beta)
@@ -105,8 +116,11 @@ def sigmoid_betas(
         beta_end: Upper asymptote of $\beta_t$.
 
     Returns:
-        $\beta$, float32, shape `(T,)`.
+        $\beta$, float32, shape `(T,)`, every value in $(0, 1)$.
     """
+    check.integer("num_train_timesteps", num_train_timesteps, ge=1)
+    check.real("beta_start", beta_start, gt=0, lt=1)
+    check.real("beta_end", beta_end, gt=0, lt=1)
     return (
         torch.sigmoid(torch.linspace(-6, 6, num_train_timesteps))
         * (beta_end - beta_start)
@@ -137,6 +151,8 @@ def rescale_betas_zero_snr(betas: torch.Tensor) -> torch.Tensor:
     Returns:
         Rescaled $\beta$, shape `(T,)`, with `betas[-1] == 1`.
     """
+    check.tensor("betas", betas, ndim=1, gt=0, lt=1)
+    check.integer("len(betas)", len(betas), ge=2)
     # 1. \sqrt{\bar\alpha_t} of the original schedule
     sqrt_alpha_bar = torch.cumprod(1.0 - betas, dim=0).sqrt()
     first, last = sqrt_alpha_bar[0].clone(), sqrt_alpha_bar[-1].clone()
@@ -189,8 +205,7 @@ class NoiseSchedule:
             )
         if not bool(((betas > 0) & (betas <= 1)).all()):
             raise ValueError(
-                "every beta must lie in (0, 1]; a variance of 0 or above 1 is not a "
-                "diffusion step"
+                "every entry of betas must lie in (0, 1]; a variance of 0 or above 1 is not a diffusion step"
             )
         # \alpha_t = 1 - \beta_t
         alphas = 1.0 - betas
@@ -220,11 +235,8 @@ class NoiseSchedule:
         Raises:
             ValueError: For an unknown name or a bad number of timesteps or betas.
         """
-        if int(num_train_timesteps) != num_train_timesteps or num_train_timesteps < 2:
-            raise ValueError(
-                "num_train_timesteps must be an integer >= 2, got "
-                f"{num_train_timesteps}"
-            )
+        check.integer("num_train_timesteps", num_train_timesteps, ge=2)
+        check.boolean("rescale_zero_terminal_snr", rescale_zero_terminal_snr)
         if name == "linear":
             betas = linear_betas(num_train_timesteps, beta_start, beta_end)
         elif name == "scaled_linear":
@@ -235,8 +247,7 @@ class NoiseSchedule:
             betas = sigmoid_betas(num_train_timesteps, beta_start, beta_end)
         else:
             raise ValueError(
-                f"unknown noise schedule {name!r}; choose one of "
-                f"{', '.join(SCHEDULE_NAMES)}"
+                f"unknown noise schedule name {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}"
             )
         if rescale_zero_terminal_snr:
             betas = rescale_betas_zero_snr(betas)
@@ -258,6 +269,7 @@ def snr(alpha_bar: torch.Tensor) -> torch.Tensor:
     Returns:
         $\mathrm{SNR}$ with the shape of `alpha_bar` (`inf` where $\bar\alpha_t = 1$, 0 where it is 0).
     """
+    check.tensor("alpha_bar", alpha_bar, ge=0, le=1)
     return alpha_bar / (1 - alpha_bar)
 
 
@@ -276,7 +288,11 @@ def inference_timesteps(
     * `"trailing"`: $t_i = \mathrm{round}(T - i\,T/N) - 1$ — starts at $T - 1$, the pure-noise end;
     * `"linspace"`: $N$ evenly spaced values from $T - 1$ down to $0$, rounded.
 
-    The same rules as the `set_timesteps` of every `diffusers` scheduler (with `steps_offset=0`).
+    The same rules as the `set_timesteps` of every `diffusers` scheduler (with `steps_offset=0`),
+    always $N$ distinct timesteps. For `"trailing"`, diffusers' `np.arange(T, 0, -T/N)` takes one
+    step too many for some $N$ (62 of the 1000 values at $T = 1000$, e.g. $N = 61$), where
+    rounding leaves the last value just above 0, and so appends a timestep $-1$; here the list
+    stops at $N$ values, which are diffusers' first $N$ timesteps.
 
     Args:
         num_train_timesteps: $T$.
@@ -290,22 +306,15 @@ def inference_timesteps(
         ValueError: If $N$ is not in `[1, T]` or `spacing` is unknown.
     """
     T, N = num_train_timesteps, num_inference_steps
-    if int(N) != N or not 1 <= N <= T:
-        raise ValueError(
-            "num_inference_steps must be an integer between 1 and "
-            f"num_train_timesteps={T}, got {N}"
-        )
+    check.integer("num_train_timesteps", T, ge=1)
+    check.integer("num_inference_steps", N, ge=1, le=T)
+    check.one_of("spacing", spacing, TIMESTEP_SPACINGS)
     if spacing == "linspace":
         timesteps = np.linspace(0, T - 1, N).round()[::-1]
     elif spacing == "leading":
         timesteps = (np.arange(N) * (T // N))[::-1]
-    elif spacing == "trailing":
-        timesteps = np.round(np.arange(T, 0, -T / N)) - 1
-    else:
-        raise ValueError(
-            f"unknown timestep spacing {spacing!r}; choose one of "
-            f"{', '.join(TIMESTEP_SPACINGS)}"
-        )
+    else:  # "trailing"; np.arange can give one value too many (then -1): keep N
+        timesteps = np.round(np.arange(T, 0, -T / N)[:N]) - 1
     return torch.from_numpy(timesteps.astype(np.int64))
 
 
@@ -330,6 +339,7 @@ def sigma_from_alpha_bar(alpha_bar: torch.Tensor) -> torch.Tensor:
     Returns:
         $\sigma_t$, increasing in $t$, shape `(T,)`.
     """
+    check.tensor("alpha_bar", alpha_bar, ndim=1, ge=0, le=1)
     if alpha_bar[-1] == 0:
         alpha_bar = torch.cat([alpha_bar[:-1], alpha_bar.new_tensor([2.0**-24])])
     return ((1 - alpha_bar) / alpha_bar) ** 0.5

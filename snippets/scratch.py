@@ -15,10 +15,13 @@ range. Sampling with the trained network is `snippets.sampling.naive_sample`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from snippets import check
 from snippets.forward import corrupt
 
 
@@ -35,28 +38,25 @@ def to_unit_interval(images: torch.Tensor) -> torch.Tensor:
     Raises:
         ValueError: If a value lies outside `[-1, 1]`.
     """
-    if images.numel() and (images.min() < -1 or images.max() > 1):
-        raise ValueError(
-            f"images must lie in [-1, 1], got values from {images.min().item():.3g} to "
-            f"{images.max().item():.3g}"
-        )
+    check.tensor("images", images, ge=-1, le=1)
     return (images + 1) / 2
 
 
 # --8<-- [end:to-unit-interval]
 
 
-def _check_unit_interval(images: torch.Tensor) -> None:
+def _check_unit_interval(images: torch.Tensor, name: str = "images") -> None:
     """Raise a `ValueError` unless `images` is a `(B, C, H, W)` batch with values in `[0, 1]`."""
+    check.tensor(name, images)
     if images.ndim != 4:
         raise ValueError(
-            f"images must have shape (B, C, H, W), got {tuple(images.shape)}"
+            f"{name} must have shape (B, C, H, W), got {tuple(images.shape)}"
         )
     if images.shape[0] == 0:
-        raise ValueError("images is an empty batch")
+        raise ValueError(f"{name} is an empty batch")
     if images.min() < 0 or images.max() > 1:
         raise ValueError(
-            "images must lie in [0, 1] as in the course (corrupt mixes them with uniform noise in [0, 1)); "
+            f"{name} must lie in [0, 1] as in the course (corrupt mixes them with uniform noise in [0, 1)); "
             f"got values from {images.min().item():.3g} to {images.max().item():.3g}; "
             "map [-1, 1] images with to_unit_interval"
         )
@@ -85,7 +85,8 @@ def scratch_loss(
     Returns:
         The scalar loss, averaged over every pixel of the batch.
     """
-    _check_unit_interval(x)
+    check.instance("model", model, Callable)
+    _check_unit_interval(x, "x")
     # 1. a random amount of noise for each image, a ~ U[0, 1)
     if amount is None:
         amount = torch.rand(
@@ -129,12 +130,12 @@ def train_basic_unet(
     """
     from tqdm import tqdm
 
-    if int(n_epochs) != n_epochs or n_epochs < 1:
-        raise ValueError(f"n_epochs must be a positive integer, got {n_epochs}")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    check.instance("model", model, nn.Module)
+    check.integer("n_epochs", n_epochs, ge=1)
+    check.integer("batch_size", batch_size, ge=1)
+    check.real("learning_rate", learning_rate, gt=0)
+    check.boolean("progress_bar", progress_bar)
+    check.generator("generator", generator)
     _check_unit_interval(images)
     # 1. the data, shuffled every epoch
     loader = DataLoader(

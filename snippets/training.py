@@ -33,10 +33,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from snippets import check
 from snippets import checkpoint as ckpt
 from snippets.forward import q_sample, training_target
 from snippets.guidance import drop_labels
-from snippets.schedules import NoiseSchedule, snr
+from snippets.schedules import SCHEDULE_NAMES, NoiseSchedule, snr
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -99,44 +100,30 @@ class TrainConfig:
     def __post_init__(self):
         if self.steps is None and self.minutes is None:
             raise ValueError("set a budget: steps and/or minutes (both are None)")
-        if self.steps is not None and (int(self.steps) != self.steps or self.steps < 1):
-            raise ValueError(f"steps must be a positive integer, got {self.steps}")
-        if self.minutes is not None and not self.minutes > 0:
-            raise ValueError(f"minutes must be positive, got {self.minutes}")
-        if self.batch_size < 1:
-            raise ValueError(
-                f"batch_size must be a positive integer, got {self.batch_size}"
-            )
-        if not self.learning_rate > 0:
-            raise ValueError(
-                f"learning_rate must be positive, got {self.learning_rate}"
-            )
-        if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(
-                f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"
-            )
-        if self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
-            raise ValueError("warmup_steps, grad_clip and weight_decay must be >= 0")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.prediction_type not in PREDICTION_TYPES:
-            raise ValueError(
-                f"prediction_type must be one of {PREDICTION_TYPES}, got "
-                f"{self.prediction_type!r}"
-            )
-        if self.min_snr_gamma is not None and not self.min_snr_gamma > 0:
-            raise ValueError(
-                f"min_snr_gamma must be positive or None, got {self.min_snr_gamma}"
-            )
-        if not 0.0 <= self.p_uncond <= 1.0:
-            raise ValueError(f"p_uncond must be in [0, 1], got {self.p_uncond}")
-        if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
-            raise ValueError(
-                "mixed_precision must be auto, no, fp16 or bf16, got "
-                f"{self.mixed_precision!r}"
-            )
-        if self.checkpoint_every < 0 or self.log_every < 1:
-            raise ValueError("checkpoint_every must be >= 0 and log_every >= 1")
+        if self.steps is not None:
+            check.integer("steps", self.steps, ge=1)
+        if self.minutes is not None:
+            check.real("minutes", self.minutes, gt=0)
+        check.integer("batch_size", self.batch_size, ge=1)
+        check.real("learning_rate", self.learning_rate, gt=0)
+        check.one_of("lr_schedule", self.lr_schedule, ("cosine", "constant"))
+        check.integer("warmup_steps", self.warmup_steps, ge=0)
+        check.real("weight_decay", self.weight_decay, ge=0)
+        check.real("grad_clip", self.grad_clip, ge=0)
+        check.real("ema_decay", self.ema_decay, ge=0, lt=1)
+        check.one_of("schedule", self.schedule, SCHEDULE_NAMES)
+        check.integer("num_train_timesteps", self.num_train_timesteps, ge=2)
+        check.one_of("prediction_type", self.prediction_type, PREDICTION_TYPES)
+        if self.min_snr_gamma is not None:
+            check.real("min_snr_gamma", self.min_snr_gamma, gt=0)
+        check.real("p_uncond", self.p_uncond, ge=0, le=1)
+        check.boolean("random_flip", self.random_flip)
+        check.integer("seed", self.seed, ge=0, lt=2**64)
+        check.one_of(
+            "mixed_precision", self.mixed_precision, ("auto", "no", "fp16", "bf16")
+        )
+        check.integer("checkpoint_every", self.checkpoint_every, ge=0)
+        check.integer("log_every", self.log_every, ge=1)
 
 
 # --8<-- [end:train-config]
@@ -192,8 +179,10 @@ def min_snr_weight(
     Returns:
         Weights of shape `(B,)`.
     """
+    check.tensor("alpha_bar_t", alpha_bar_t, ge=0, le=1)
     if gamma is None:
         return torch.ones_like(alpha_bar_t)
+    check.real("gamma", gamma, gt=0)
     snr_t = snr(alpha_bar_t)
     clipped = torch.clamp(snr_t, max=gamma)
     if prediction_type == "epsilon":
@@ -282,6 +271,9 @@ def learning_rate_at(step: int, progress: float, config: TrainConfig) -> float:
     Returns:
         The learning rate for the next step.
     """
+    check.integer("step", step, ge=0)
+    check.real("progress", progress)
+    check.instance("config", config, TrainConfig)
     warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
     cosine = 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
     if config.lr_schedule == "constant":
@@ -311,6 +303,8 @@ def ema_update(
         decay: $d_\text{max}$.
         step: Optimizer steps done, including this one.
     """
+    check.real("decay", decay, ge=0, lt=1)
+    check.integer("step", step, ge=0)
     d = min(decay, (1 + step) / (10 + step))
     for name, value in model.state_dict().items():
         if value.dtype.is_floating_point:

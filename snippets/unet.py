@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snippets import check
+
 if (
     TYPE_CHECKING
 ):  # diffusers is imported only by the functions that build a UNet2DModel
@@ -55,7 +57,8 @@ def timestep_embedding(
 
     Args:
         t: Timesteps, shape `(B,)`; may be fractional.
-        dim: Size $D$ of the embedding.
+        dim: Size $D$ of the embedding; $k = \lfloor D/2 \rfloor$ must exceed $\delta$ (the
+            exponent divides by $k - \delta$: `dim=2` with $\delta = 1$ would be 0/0).
         flip_sin_to_cos: Put the cosines before the sines (`UNet2DModel` does).
         downscale_freq_shift: The shift $\delta$. With $\delta = 1$ (the default, as in DDPM's
             code) the lowest frequency is exactly $1/\text{max\_period}$; `UNet2DModel` uses
@@ -67,12 +70,21 @@ def timestep_embedding(
     Returns:
         The embeddings, shape `(B, D)`, float32.
     """
+    check.tensor("t", t, dtype="real")
     if t.ndim != 1:
         raise ValueError(
             f"timesteps must be a 1-D tensor of shape (B,), got shape {tuple(t.shape)}"
         )
-    if dim < 1:
-        raise ValueError(f"embedding dim must be positive, got {dim}")
+    check.integer("dim", dim, ge=1)
+    check.boolean("flip_sin_to_cos", flip_sin_to_cos)
+    check.real("downscale_freq_shift", downscale_freq_shift)
+    if dim > 1 and not dim // 2 > downscale_freq_shift:
+        raise ValueError(
+            f"dim={dim} gives dim // 2 = {dim // 2} frequencies, which must exceed "
+            f"downscale_freq_shift={downscale_freq_shift} (the exponent divides by the difference)"
+        )
+    check.real("scale", scale)
+    check.real("max_period", max_period, gt=0)
     half = dim // 2
     # \omega_i = max_period^{-i / (k - \delta)}
     exponent = -math.log(max_period) * torch.arange(
@@ -481,10 +493,9 @@ class UNet(nn.Module):
         sample_size: int | None = None,
     ):
         super().__init__()
-        channels = [
-            int(c) for c in channels
-        ]  # lists, so that config survives a JSON round trip
-        attention_levels = sorted(int(a) for a in attention_levels)
+        # lists of ints, so that config survives a JSON round trip (32.9 is refused, not 32)
+        channels = check.integers("channels", channels, ge=1)
+        attention_levels = sorted(check.integers("attention_levels", attention_levels))
         self.config = dict(
             in_channels=in_channels,
             out_channels=out_channels,
@@ -626,6 +637,12 @@ class UNet(nn.Module):
         cfg = self.config
         if x.ndim != 4:
             raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+        check.tensor("x", x)
+        if x.dtype != self.conv_in.weight.dtype:
+            raise check.ArgumentTypeError(
+                f"x has dtype {x.dtype} but the model's weights are "
+                f"{self.conv_in.weight.dtype}: convert x (x.to(...)) or the model"
+            )
         B, C, H, W = x.shape
         if C != cfg["in_channels"]:
             raise ValueError(
@@ -637,7 +654,7 @@ class UNet(nn.Module):
                 f"height and width must be divisible by 2^(levels-1) = {factor} "
                 f"for {len(cfg['channels'])} levels, got {H}x{W}"
             )
-        t = torch.as_tensor(t, device=x.device)
+        t = check.tensor("t", torch.as_tensor(t, device=x.device), dtype="real")
         if t.ndim == 0:  # one timestep for the whole batch
             t = t.expand(B)
         if t.shape != (B,):
@@ -691,8 +708,7 @@ def _check_config(cfg: dict) -> None:
         "num_groups",
         "attention_head_dim",
     ):
-        if not isinstance(cfg[name], int) or cfg[name] < 1:
-            raise ValueError(f"{name} must be a positive int, got {cfg[name]!r}")
+        check.integer(name, cfg[name], ge=1)
     if any(c % cfg["num_groups"] for c in channels):
         raise ValueError(
             f"every entry of channels {channels} must be divisible by "
@@ -711,10 +727,16 @@ def _check_config(cfg: dict) -> None:
             f"attention_head_dim={cfg['attention_head_dim']} must divide the channels of every "
             "level with attention"
         )
-    if not 0.0 <= cfg["dropout"] < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {cfg['dropout']}")
+    check.real("dropout", cfg["dropout"], ge=0, lt=1)
+    for name in ("mid_attention", "use_scale_shift_norm", "flip_sin_to_cos"):
+        check.boolean(name, cfg[name])
+    check.real("downscale_freq_shift", cfg["downscale_freq_shift"], lt=channels[0] // 2)
+    if cfg["sample_size"] is not None:
+        check.integer("sample_size", cfg["sample_size"], ge=1)
     if cfg["num_classes"] is not None and (
-        not isinstance(cfg["num_classes"], int) or cfg["num_classes"] < 1
+        isinstance(cfg["num_classes"], bool)
+        or not isinstance(cfg["num_classes"], int)
+        or cfg["num_classes"] < 1
     ):
         raise ValueError(
             f"num_classes must be None or a positive int, got {cfg['num_classes']!r}"
@@ -778,10 +800,11 @@ def diffusers_equivalent(config: dict) -> UNet2DModel:
         An untrained `UNet2DModel` with the same parameter names (up to
         `convert_diffusers_state_dict`) and shapes.
     """
-    from diffusers import UNet2DModel
-
+    check.instance("config", config, dict)
     bound = inspect.signature(UNet).bind(**config)
     bound.apply_defaults()
+    from diffusers import UNet2DModel
+
     c = bound.arguments
     levels = range(len(c["channels"]))
     return UNet2DModel(
@@ -834,6 +857,7 @@ def convert_diffusers_state_dict(
     Returns:
         A state dict for `UNet.load_state_dict`.
     """
+    check.instance("state_dict", state_dict, dict)
     renames = [
         ("downsamplers.0.", "downsample."),
         ("upsamplers.0.", "upsample."),
@@ -862,6 +886,7 @@ def parameter_table(model: nn.Module) -> list[tuple[str, int]]:
         `(name, number of parameters)` rows in the order the blocks were built; their sum is the
         total.
     """
+    check.instance("model", model, nn.Module)
     rows = []
     for name, child in model.named_children():
         parts = (

@@ -28,10 +28,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from snippets import check
+
 if TYPE_CHECKING:  # diffusers and datasets are imported by the functions that need them
     import datasets
     from diffusers import DDPMPipeline, DDPMScheduler, SchedulerMixin, UNet2DModel
 
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 # our schedule names -> DDPMScheduler's beta_schedule
 BETA_SCHEDULES = {
     "linear": "linear",
@@ -65,6 +68,7 @@ def scheduler_from_checkpoint(directory: str | Path) -> DDPMScheduler:
     from snippets.checkpoint import read_config
 
     config = read_config(directory)
+    check.one_of("prediction_type", config["prediction_type"], PREDICTION_TYPES)
     schedule = dict(config["schedule"])
     name = schedule.pop("name")
     if name not in BETA_SCHEDULES:
@@ -111,6 +115,7 @@ def unet2dmodel_from_checkpoint(
     from snippets.checkpoint import load_checkpoint
     from snippets.unet import convert_diffusers_state_dict, diffusers_equivalent
 
+    check.boolean("use_ema", use_ema)
     ours = load_checkpoint(directory, use_ema=use_ema).model
     unet = diffusers_equivalent(ours.config)
     # 1. diffusers' name for each of our parameter names (the inverse of
@@ -199,6 +204,7 @@ def pipeline_from_checkpoint(
     """
     from diffusers import DDPMPipeline
 
+    check.boolean("use_ema", use_ema)
     scheduler = scheduler_from_checkpoint(directory)
     unet = unet2dmodel_from_checkpoint(directory, use_ema=use_ema)
     num_class_embeds = unet.config.num_class_embeds
@@ -239,6 +245,7 @@ def digits_dataset(split: str = "train") -> datasets.Dataset:
 
     from snippets.data import load_digits
 
+    check.one_of("split", split, ("train", "test", "all"))
     x, y = load_digits(split, image_size=8)  # 8x8, in [-1, 1] = p / 8 - 1
     pixels = ((x[:, 0] + 1) * 127.5).round().to(torch.uint8).numpy()
     features = datasets.Features(
@@ -279,8 +286,9 @@ def course_transform(
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    if int(image_size) != image_size or image_size < 1:
-        raise ValueError(f"image_size must be a positive integer, got {image_size}")
+    check.integer("image_size", image_size, ge=1)
+    check.boolean("random_flip", random_flip)
+    check.generator("generator", generator)
 
     def transform(examples: dict) -> dict:
         if "image" not in examples:
@@ -345,12 +353,9 @@ def train_loop(
     Returns:
         The loss of every step.
     """
-    if int(num_epochs) != num_epochs or num_epochs < 1:
-        raise ValueError(f"num_epochs must be a positive integer, got {num_epochs}")
-    if max_steps is not None and (int(max_steps) != max_steps or max_steps < 1):
-        raise ValueError(
-            f"max_steps must be a positive integer or None, got {max_steps}"
-        )
+    check.integer("num_epochs", num_epochs, ge=1)
+    if max_steps is not None:
+        check.integer("max_steps", max_steps, ge=1)
     prediction_type = scheduler.config.prediction_type
     if prediction_type not in ("epsilon", "v_prediction", "sample"):
         raise ValueError(f"cannot train for prediction_type {prediction_type!r}")
@@ -433,8 +438,11 @@ def sample_loop(
     from diffusers.utils.torch_utils import randn_tensor
 
     num_class_embeds = unet.config.num_class_embeds
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    check.integer("batch_size", batch_size, ge=1)
+    T = scheduler.config.num_train_timesteps
+    check.integer("num_inference_steps", num_inference_steps, ge=1, le=T)
+    check.real("guidance_scale", guidance_scale)
+    check.generator("generator", generator)
     if (class_labels is None) != (num_class_embeds is None):
         raise ValueError(
             "class_labels are required for a class-conditional unet and not allowed "
@@ -442,11 +450,7 @@ def sample_loop(
             f"(num_class_embeds={num_class_embeds})"
         )
     if class_labels is not None:
-        if class_labels.shape != (batch_size,) or class_labels.dtype.is_floating_point:
-            raise ValueError(
-                f"class_labels must be integers of shape ({batch_size},), got "
-                f"{class_labels.dtype} of shape {tuple(class_labels.shape)}"
-            )
+        check.tensor("class_labels", class_labels, dtype="int", shape=(batch_size,))
         if class_labels.min() < 0 or class_labels.max() >= num_class_embeds:
             raise ValueError(
                 f"class_labels must be in [0, {num_class_embeds}), got values up to "
@@ -514,6 +518,10 @@ def show_images(
 
     from snippets.data import save_grid
 
+    check.tensor("images", images, ndim=4)
+    if nrow is not None:
+        check.integer("nrow", nrow, ge=1)
+    check.integer("scale", scale, ge=1)
     with tempfile.TemporaryDirectory() as folder:
         path = save_grid(images, Path(folder) / "grid.png", nrow=nrow, scale=scale)
         with Image.open(path) as image:

@@ -216,9 +216,9 @@ def test_corrupt_rejects_bad_amount():
 def test_timestep_outside_range_raises(t):
     schedule = NoiseSchedule.from_name("linear")
     x0 = torch.zeros(2, 1, 4, 4)
-    with pytest.raises(ValueError, match=r"timesteps must lie in \[0, 1000\)"):
+    with pytest.raises(ValueError, match=r"timesteps t must lie in \[0, 1000\)"):
         q_sample(x0, t, schedule.alpha_bar)
-    with pytest.raises(ValueError, match=r"timesteps must lie in \[0, 1000\)"):
+    with pytest.raises(ValueError, match=r"timesteps t must lie in \[0, 1000\)"):
         predict_x0_and_eps(x0, x0, t, schedule.alpha_bar, "epsilon")
 
 
@@ -245,7 +245,7 @@ def test_mismatched_noise_or_model_output_shapes_raise():
         q_sample(
             x0, torch.tensor([1, 2]), schedule.alpha_bar, noise=torch.zeros(2, 1, 4, 1)
         )
-    with pytest.raises(ValueError, match="model output has shape"):
+    with pytest.raises(ValueError, match="model_output has shape"):
         predict_x0_and_eps(
             torch.zeros(2, 2, 4, 4),
             x0,

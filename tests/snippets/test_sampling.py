@@ -359,7 +359,10 @@ def test_unknown_prediction_type_and_spacing_raise(name):
     schedule = NoiseSchedule.from_name("linear")
     with pytest.raises(ValueError, match="unknown prediction_type 'noise'"):
         SAMPLERS[name](stand_in_model, x_T(), schedule, 4, prediction_type="noise")
-    with pytest.raises(ValueError, match="unknown timestep spacing 'uniform'"):
+    with pytest.raises(
+        ValueError,
+        match="timestep_spacing must be one of 'leading', 'trailing', 'linspace', got 'uniform'",
+    ):
         SAMPLERS[name](stand_in_model, x_T(), schedule, 4, timestep_spacing="uniform")
     with pytest.raises(TypeError):
         SAMPLERS[name](stand_in_model, x_T(), schedule, 4, not_an_option=1)
@@ -372,7 +375,7 @@ def test_model_output_of_the_wrong_shape_raises(name):
             [x, x], dim=1
         )  # 2C channels, as a model with learned variance returns
 
-    with pytest.raises(ValueError, match="model output has shape"):
+    with pytest.raises(ValueError, match="model_output has shape"):
         SAMPLERS[name](
             learned_variance_model, x_T(), NoiseSchedule.from_name("linear"), 4
         )
@@ -382,11 +385,32 @@ def test_bad_sampler_options_raise():
     schedule = NoiseSchedule.from_name("linear")
     with pytest.raises(ValueError, match="unknown variance_type 'learned'"):
         SAMPLERS["ddpm"](stand_in_model, x_T(), schedule, 4, variance_type="learned")
-    with pytest.raises(ValueError, match="eta must be >= 0"):
+    with pytest.raises(ValueError, match=r"eta must be a finite number in \[0, 1\]"):
         SAMPLERS["ddim"](stand_in_model, x_T(), schedule, 4, eta=-1.0)
-    with pytest.raises(ValueError, match="s_churn must be >= 0"):
+    with pytest.raises(ValueError, match="s_churn must be a finite number >= 0"):
         SAMPLERS["euler"](stand_in_model, x_T(), schedule, 4, s_churn=-1.0)
-    with pytest.raises(ValueError, match="n_steps must be a positive integer"):
+    with pytest.raises(ValueError, match="n_steps must be an integer >= 1"):
         naive_sample(lambda x: x, x_T(), 0)
     with pytest.raises(ValueError, match="needs num_inference_steps < 1000"):
         SAMPLERS["dpmsolver++"](stand_in_model, x_T(), schedule, 1000)
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_trailing_spacing_takes_exactly_n_steps_where_diffusers_overshoots(name):
+    # N = 61 at T = 1000 is one of the N where np.arange(T, 0, -T / N) gives N + 1 values
+    calls = []
+
+    def counting_model(x, t):
+        calls.append(float(t[0]))
+        return torch.zeros_like(x)
+
+    x = SAMPLERS[name](
+        counting_model,
+        torch.randn(1, 1, 2, 2, generator=torch.Generator().manual_seed(0)),
+        NoiseSchedule.from_name("linear"),
+        61,
+        timestep_spacing="trailing",
+        generator=torch.Generator().manual_seed(1),
+    )
+    assert len(calls) == (2 * 61 - 1 if name == "heun" else 61)
+    assert min(calls) >= 0 and bool(x.isfinite().all())

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DPMSolverMultistepScheduler,
+    EulerDiscreteScheduler,
+)
 
 from snippets.schedules import (
     SCHEDULE_NAMES,
@@ -93,7 +98,7 @@ def test_cosine_schedule_caps_beta():
 
 
 def test_unknown_schedule_name_raises():
-    with pytest.raises(ValueError, match="unknown noise schedule 'quadratic'"):
+    with pytest.raises(ValueError, match="unknown noise schedule name 'quadratic'"):
         NoiseSchedule.from_name("quadratic")
 
 
@@ -126,6 +131,56 @@ def test_inference_timesteps_match_diffusers_set_timesteps(T, N, spacing):
     assert bool((ours[1:] < ours[:-1]).all()) and ours.min() >= 0 and ours.max() < T
 
 
+@pytest.mark.parametrize("spacing", TIMESTEP_SPACINGS)
+def test_every_n_gives_n_distinct_timesteps_equal_to_diffusers_first_n(spacing):
+    # all 1 <= N <= T at T = 1000 against DDIMScheduler.set_timesteps (about a second)
+    T, overshoots = 1000, []
+    scheduler = DDIMScheduler(num_train_timesteps=T, timestep_spacing=spacing)
+    for N in range(1, T + 1):
+        ours = inference_timesteps(T, N, spacing)
+        assert ours.shape == (N,) and bool((ours[1:] < ours[:-1]).all())
+        assert ours.min() >= 0 and ours.max() < T
+        scheduler.set_timesteps(N)
+        theirs = scheduler.timesteps
+        assert torch.equal(ours, theirs[:N])
+        if len(theirs) > N:  # diffusers' np.arange(T, 0, -T / N) took one step too many
+            assert theirs[N:].tolist() == [-1]
+            overshoots.append(N)
+    # what we do instead is documented in inference_timesteps: stop at N
+    if spacing == "trailing":
+        assert len(overshoots) == 62 and 61 in overshoots
+    else:
+        assert overshoots == []
+
+
+@pytest.mark.filterwarnings(
+    "ignore::DeprecationWarning"
+)  # numpy 2 copy= inside diffusers
+def test_trailing_euler_timesteps_are_diffusers_first_n_for_every_n():
+    T = 1000
+    scheduler = EulerDiscreteScheduler(
+        num_train_timesteps=T, timestep_spacing="trailing"
+    )
+    for N in range(1, T + 1):
+        scheduler.set_timesteps(N)
+        ours = inference_timesteps(T, N, "trailing").float()
+        assert torch.equal(ours, scheduler.timesteps[:N].float())
+
+
+@pytest.mark.parametrize(
+    ("T", "spacings"),
+    [(2, TIMESTEP_SPACINGS), (50, TIMESTEP_SPACINGS), (100, TIMESTEP_SPACINGS)]
+    + [(999, TIMESTEP_SPACINGS), (4000, ("trailing",))],
+)
+def test_every_spacing_gives_n_distinct_timesteps_in_range_for_every_n(T, spacings):
+    for spacing in spacings:
+        for N in range(1, T + 1):
+            ours = inference_timesteps(T, N, spacing)
+            # N values, strictly decreasing (so distinct), inside [0, T)
+            assert ours.shape == (N,) and bool((ours[1:] < ours[:-1]).all())
+            assert 0 <= ours[-1] and ours[0] < T, (T, N, spacing)
+
+
 def test_trailing_starts_at_pure_noise_and_leading_does_not():
     assert inference_timesteps(1000, 10, "trailing")[0] == 999
     assert inference_timesteps(1000, 10, "linspace")[0] == 999
@@ -136,13 +191,16 @@ def test_trailing_starts_at_pure_noise_and_leading_does_not():
 def test_more_inference_steps_than_training_steps_raises(N):
     with pytest.raises(
         ValueError,
-        match="num_inference_steps must be an integer between 1 and num_train_timesteps=1000",
+        match=r"num_inference_steps must be an integer in \[1, 1000\]",
     ):
         inference_timesteps(1000, N, "leading")
 
 
 def test_unknown_spacing_raises():
-    with pytest.raises(ValueError, match="unknown timestep spacing 'uniform'"):
+    with pytest.raises(
+        ValueError,
+        match="spacing must be one of 'leading', 'trailing', 'linspace', got 'uniform'",
+    ):
         inference_timesteps(1000, 10, "uniform")
 
 

@@ -369,9 +369,9 @@ def test_bad_class_labels_raise_a_clear_error(labels, message):
             r"attention_levels \[2\] out of range for 2 levels",
         ),
         (dict(attention_head_dim=3), "attention_head_dim=3 must divide"),
-        (dict(dropout=1.0), r"dropout must be in \[0, 1\)"),
+        (dict(dropout=1.0), r"dropout must be a finite number in \[0, 1\)"),
         (dict(num_classes=0), "num_classes must be None or a positive int"),
-        (dict(num_res_blocks=0), "num_res_blocks must be a positive int"),
+        (dict(num_res_blocks=0), "num_res_blocks must be an integer >= 1"),
     ],
 )
 def test_bad_config_raises_a_clear_error(changes, message):
