@@ -120,6 +120,7 @@ def inpaint_step(
     x0_hat, _ = predict_x0_and_eps(model_output, x, t, alpha_bar, prediction_type)
     if clip_sample:
         x0_hat = x0_hat.clamp(-1.0, 1.0)
+    # --8<-- [start:inpaint-step-body]
     # 2. the unknown part: x_{t-1} ~ N(\tilde\mu_t, \tilde\beta_t I) (Algorithm 1, line 7)
     mean, variance = q_posterior_mean_variance(x0_hat, x, t, alpha_bar, t_prev)
     x_unknown = mean
@@ -132,6 +133,7 @@ def inpaint_step(
         x_known = q_sample(x0, t_prev, alpha_bar, generator=generator)
     # 4. m * known + (1 - m) * unknown (Algorithm 1, line 8), exact where m = 1
     return torch.where(mask, x_known, x_unknown), x0_hat
+    # --8<-- [end:inpaint-step-body]
 
 
 @torch.no_grad()
@@ -305,6 +307,7 @@ def repaint_progressive(
     alpha_bar_padded = torch.cat([torch.ones(1), schedule.alpha_bar])
     x = gaussian_noise(x0, generator) if x_T is None else x_T
     t_last = timesteps[0] + 1
+    # --8<-- [start:repaint-loop]
     for t in timesteps:
         if t < t_last:
             # 1. a step down, t -> t - stride, keeping the known pixels
@@ -329,6 +332,7 @@ def repaint_progressive(
             z = gaussian_noise(x, generator)
             x = (a_to / a_from) ** 0.5 * x + (1 - a_to / a_from) ** 0.5 * z
         t_last = t
+    # --8<-- [end:repaint-loop]
 
 
 def repaint(

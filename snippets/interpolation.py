@@ -83,6 +83,7 @@ def slerp(
     """
     _check_pair(x0, x1, alpha)
     a, b = x0.flatten(1).double(), x1.flatten(1).double()
+    # --8<-- [start:slerp-body]
     # 1. the angle between each pair: cos(theta) = <x0, x1> / (|x0| |x1|)
     cos_theta = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
     theta = torch.arccos(cos_theta.clamp(-1.0, 1.0))
@@ -94,4 +95,5 @@ def slerp(
     w0 = torch.where(parallel, torch.full_like(w0, 1 - alpha), w0)
     w1 = torch.where(parallel, torch.full_like(w1, alpha), w1)
     out = w0[:, None] * a + w1[:, None] * b
+    # --8<-- [end:slerp-body]
     return out.reshape(x0.shape).to(x0.dtype)

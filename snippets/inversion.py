@@ -102,6 +102,7 @@ def ddim_invert_progressive(
     # ddim_sample's timesteps, walked upwards
     timesteps = inference_timesteps(T, num_inference_steps, timestep_spacing).flip(0)
     x = x0
+    # --8<-- [start:ddim-invert-loop]
     for t in timesteps:
         # 1. the level x sits at now: one stride below t, clean data below 0
         t_cur = (t - T // num_inference_steps).clamp(min=-1)
@@ -117,6 +118,7 @@ def ddim_invert_progressive(
         a_bar_next = schedule.alpha_bar[t]
         x = a_bar_next**0.5 * x0_hat + (1 - a_bar_next) ** 0.5 * eps_hat
         yield t, x, x0_hat
+    # --8<-- [end:ddim-invert-loop]
 
 
 def ddim_invert(

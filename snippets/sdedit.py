@@ -77,11 +77,13 @@ def img2img_timesteps(
     timesteps = inference_timesteps(
         num_train_timesteps, num_inference_steps, timestep_spacing
     )
+    # --8<-- [start:img2img-timesteps]
     # 1. how many of the N steps to run: floor(N * strength), at most N
     init_timestep = min(int(num_inference_steps * strength), num_inference_steps)
     # 2. skip the first N - init_timestep of them (the noisiest)
     start_step = max(num_inference_steps - init_timestep, 0)
     return timesteps[start_step:], start_step
+    # --8<-- [end:img2img-timesteps]
 
 
 def sdedit(
@@ -129,6 +131,7 @@ def sdedit(
         raise ValueError(
             f"sampler must be one of {', '.join(SDEDIT_SAMPLERS)} for SDEdit, got {sampler!r}"
         )
+    # --8<-- [start:sdedit-body]
     # 1. the timesteps left at this strength; the first one is t_0
     timesteps, start_step = img2img_timesteps(
         schedule.num_train_timesteps, num_inference_steps, strength, timestep_spacing
@@ -150,3 +153,4 @@ def sdedit(
         start_step=start_step,
         **options,
     )
+    # --8<-- [end:sdedit-body]
