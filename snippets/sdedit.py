@@ -106,6 +106,7 @@ def sdedit(
     steps of a DDIM or DDPM sampler from there, exactly as `StableDiffusionImg2ImgPipeline` does
     with `DDIMScheduler` or `DDPMScheduler`. When no step is left
     ($\lfloor N \cdot \mathrm{strength} \rfloor = 0$) the images come back unchanged.
+    Other keyword arguments go to the sampler (`eta`, `clip_sample`, `variance_type`, ...).
 
     Args:
         model: `model(x_t, t) -> prediction`, `t` int64 of shape `(B,)`.
@@ -118,7 +119,6 @@ def sdedit(
         noise: The $\epsilon$ that noises `x0`, shape of `x0`; drawn with `generator` if omitted.
         generator: Random number generator for `noise` and the sampler's own noise.
         timestep_spacing: `"leading"`, `"trailing"` or `"linspace"`.
-        **options: Passed to the sampler (`eta`, `clip_sample`, `variance_type`, ...).
 
     Returns:
         The edited images, shape `(B, C, H, W)`.
