@@ -217,7 +217,7 @@ def repaint_timesteps(
 
     Walk down the $N$ (`"leading"`) timesteps; every `jump_length` steps, jump back up
     `jump_length` steps and walk down again, `jump_n_sample - 1` times (Lugmayr et al. 2022,
-    Section 4.2 and Appendix B: jump length $j$, resampling count $r$). With `jump_n_sample=1`
+    Section 4.2: jump length $j$, resampling count $r$). With `jump_n_sample=1`
     it is the plain descending schedule of the naive loop.
 
     Args:
