@@ -64,6 +64,11 @@ __all__ = [
 ]
 
 
+def check_start_step(start_step: int, num_inference_steps: int) -> None:
+    """Raise unless `start_step` is an integer in `[0, num_inference_steps]`."""
+    check.integer("start_step", start_step, ge=0, le=num_inference_steps)
+
+
 # --8<-- [start:naive]
 @torch.no_grad()
 def naive_sample_progressive(
@@ -124,6 +129,7 @@ def ddpm_sample_progressive(
     variance_type: str = "fixed_small",
     clip_sample: bool = True,
     clip_sample_range: float = 1.0,
+    start_step: int = 0,
 ) -> Iterator[Step]:
     r"""DDPM ancestral sampling (Ho et al. 2020, Algorithm 2), same as `diffusers.DDPMScheduler`.
 
@@ -148,6 +154,8 @@ def ddpm_sample_progressive(
         variance_type: `"fixed_small"` ($\tilde\beta_t$) or `"fixed_large"` ($\beta_t$).
         clip_sample: Clip $\hat x_0$ to `[-clip_sample_range, clip_sample_range]` (diffusers' default).
         clip_sample_range: Bound for the clipping.
+        start_step: Skip the first `start_step` of the $N$ steps and start from `x_T` at the
+            level of the step after them (SDEdit / img2img, diffusers' `set_begin_index`).
 
     Yields:
         `(t, x_prev, x0_hat)` after each step.
@@ -165,6 +173,8 @@ def ddpm_sample_progressive(
     )
     # the step after t is the next one in the list; -1 (clean data) after the last
     prev_timesteps = torch.cat([timesteps[1:], timesteps.new_tensor([-1])])
+    check_start_step(start_step, num_inference_steps)
+    timesteps, prev_timesteps = timesteps[start_step:], prev_timesteps[start_step:]
     # --8<-- [start:ddpm-step]
     x = x_T
     for t, t_prev in zip(timesteps, prev_timesteps):
@@ -230,6 +240,7 @@ def ddim_sample_progressive(
     timestep_spacing: str = "leading",
     clip_sample: bool = True,
     clip_sample_range: float = 1.0,
+    start_step: int = 0,
 ) -> Iterator[Step]:
     r"""DDIM sampling (Song et al. 2021, Eqs. 12 and 16), same as `diffusers.DDIMScheduler`.
 
@@ -255,6 +266,8 @@ def ddim_sample_progressive(
         timestep_spacing: `"leading"`, `"trailing"` or `"linspace"`.
         clip_sample: Clip $\hat x_0$ to `[-clip_sample_range, clip_sample_range]` (diffusers' default).
         clip_sample_range: Bound for the clipping.
+        start_step: Skip the first `start_step` of the $N$ steps and start from `x_T` at the
+            level of the step after them (SDEdit / img2img, diffusers' `set_begin_index`).
 
     Yields:
         `(t, x_prev, x0_hat)` after each step.
@@ -265,9 +278,10 @@ def ddim_sample_progressive(
     alpha_bar = schedule.alpha_bar
     T = schedule.num_train_timesteps
     timesteps = inference_timesteps(T, num_inference_steps, timestep_spacing)
+    check_start_step(start_step, num_inference_steps)
     # --8<-- [start:ddim-step]
     x = x_T
-    for t in timesteps:
+    for t in timesteps[start_step:]:
         t_prev = t - T // num_inference_steps
         # 1. predict with the network
         model_output = model(x, t.expand(x.shape[0]))
