@@ -71,7 +71,8 @@ class BasicUNet(nn.Module):
         if x.dtype != self.down_layers[0].weight.dtype:
             raise check.ArgumentTypeError(
                 f"x has dtype {x.dtype} but the model's weights are "
-                f"{self.down_layers[0].weight.dtype}: convert x (x.to(...)) or the model"
+                f"{self.down_layers[0].weight.dtype}: convert x (x.to(...)) "
+                "or the model"
             )
         if x.shape[-2] % 4 or x.shape[-1] % 4:
             raise ValueError(

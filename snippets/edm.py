@@ -58,7 +58,8 @@ def karras_sigmas(
     check.real("sigma_min", sigma_min, gt=0)
     check.real("sigma_max", sigma_max, gt=sigma_min)
     check.real("rho", rho, gt=0)
-    # i / (N - 1), computed in float64 like the reference code; a single step sits at sigma_max
+    # i / (N - 1), computed in float64 like the reference code;
+    # a single step sits at sigma_max
     ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64)
     min_inv_rho, max_inv_rho = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     # Eq. 5: interpolate linearly in sigma^(1/rho), then raise to rho

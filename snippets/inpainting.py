@@ -127,7 +127,8 @@ def inpaint_step(
     if t > 0:
         z = gaussian_noise(x, generator)
         x_unknown = mean + variance.clamp(min=1e-20) ** 0.5 * z
-    # 3. the known part: x_{t-1} ~ q(x_{t-1} | x_0) (Algorithm 1, line 5); x_0 itself at the end
+    # 3. the known part: x_{t-1} ~ q(x_{t-1} | x_0) (Algorithm 1, line 5);
+    #    x_0 itself at the end
     x_known = x0
     if t_prev >= 0 and bool(mask.any()):
         x_known = q_sample(x0, t_prev, alpha_bar, generator=generator)
@@ -326,7 +327,8 @@ def repaint_progressive(
             )
             yield t, x, x0_hat
         else:
-            # 2. a jump up from the level x is at, t_last - stride, to t_last (Algorithm 1, line 10)
+            # 2. a jump up from the level x is at, t_last - stride, to t_last
+            #    (Algorithm 1, line 10)
             a_from = alpha_bar_padded[(t_last - stride).clamp(min=-1) + 1]
             a_to = alpha_bar_padded[t_last + 1]
             z = gaussian_noise(x, generator)

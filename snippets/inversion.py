@@ -114,7 +114,8 @@ def ddim_invert_progressive(
         )
         if clip_sample:
             x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
-        # 4. up to the next level: x_t = \sqrt{\bar\alpha_t} x0_hat + \sqrt{1-\bar\alpha_t} eps_hat
+        # 4. up to the next level:
+        #    x_t = \sqrt{\bar\alpha_t} x0_hat + \sqrt{1-\bar\alpha_t} eps_hat
         a_bar_next = schedule.alpha_bar[t]
         x = a_bar_next**0.5 * x0_hat + (1 - a_bar_next) ** 0.5 * eps_hat
         yield t, x, x0_hat

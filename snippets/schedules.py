@@ -205,7 +205,8 @@ class NoiseSchedule:
             )
         if not bool(((betas > 0) & (betas <= 1)).all()):
             raise ValueError(
-                "every entry of betas must lie in (0, 1]; a variance of 0 or above 1 is not a diffusion step"
+                "every entry of betas must lie in (0, 1]; a variance of 0 or above 1 "
+                "is not a diffusion step"
             )
         # \alpha_t = 1 - \beta_t
         alphas = 1.0 - betas
@@ -247,7 +248,8 @@ class NoiseSchedule:
             betas = sigmoid_betas(num_train_timesteps, beta_start, beta_end)
         else:
             raise ValueError(
-                f"unknown noise schedule name {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}"
+                f"unknown noise schedule name {name!r}; choose one of "
+                f"{', '.join(SCHEDULE_NAMES)}"
             )
         if rescale_zero_terminal_snr:
             betas = rescale_betas_zero_snr(betas)

@@ -138,7 +138,8 @@ def sdedit(
     )
     if len(timesteps) == 0:
         return x0.clone()
-    # 2. noise the guide to t_0: x_{t_0} = \sqrt{\bar\alpha_{t_0}} x^g + \sqrt{1-\bar\alpha_{t_0}} \epsilon
+    # 2. noise the guide to t_0:
+    #    x_{t_0} = \sqrt{\bar\alpha_{t_0}} x^g + \sqrt{1-\bar\alpha_{t_0}} \epsilon
     t_0 = timesteps[0].expand(x0.shape[0])
     x_t0 = q_sample(x0, t_0, schedule.alpha_bar, noise=noise, generator=generator)
     # 3. run the sampler's remaining steps from x_{t_0} down to x_0

@@ -494,7 +494,8 @@ def train(
 
         if resume and progress() >= 1.0:
             raise ValueError(
-                f"the checkpoint in {out_dir} is at step {step} ({seconds / 60:.1f} min), "
+                f"the checkpoint in {out_dir} is at step {step} "
+                f"({seconds / 60:.1f} min), "
                 f"beyond the budget (steps={config.steps}, minutes={config.minutes}): "
                 "give a larger --steps or --minutes to continue"
             )

@@ -81,7 +81,8 @@ def timestep_embedding(
     if dim > 1 and not dim // 2 > downscale_freq_shift:
         raise ValueError(
             f"dim={dim} gives dim // 2 = {dim // 2} frequencies, which must exceed "
-            f"downscale_freq_shift={downscale_freq_shift} (the exponent divides by the difference)"
+            f"downscale_freq_shift={downscale_freq_shift} "
+            "(the exponent divides by the difference)"
         )
     check.real("scale", scale)
     check.real("max_period", max_period, gt=0)
@@ -641,7 +642,8 @@ class UNet(nn.Module):
         if x.dtype != self.conv_in.weight.dtype:
             raise check.ArgumentTypeError(
                 f"x has dtype {x.dtype} but the model's weights are "
-                f"{self.conv_in.weight.dtype}: convert x (x.to(...)) or the model"
+                f"{self.conv_in.weight.dtype}: convert x (x.to(...)) "
+                "or the model"
             )
         B, C, H, W = x.shape
         if C != cfg["in_channels"]:
