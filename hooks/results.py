@@ -12,6 +12,7 @@ and the build replaces the expression with the formatted value. The three argume
   ``key[field=value,...]`` keeps the items of a list whose fields equal the values (numbers are
   compared as numbers: ``steps=250`` matches ``250``, ``minutes=10`` matches ``10.0``), and must
   keep exactly one unless the path ends with an aggregate: ``|min``, ``|max``, ``|count``;
+  ``*`` takes every value of an object (``samplers.*.ratio|max``);
 * the format: a Python format spec (``".1f"``, ``",d"``, ``".2%"``), optionally after a scale
   ``/N`` or ``*N``: ``"/60:.0f"`` turns seconds into whole minutes, ``"/1e6:.1f"`` parameters into
   millions.
@@ -33,7 +34,7 @@ RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 EXPRESSION = re.compile(
     r'\{\{\s*result\(\s*"([\w-]+)"\s*,\s*"([^"]+)"\s*,\s*"([^"]*)"\s*\)\s*\}\}'
 )
-_SEGMENT = re.compile(r"^([\w+-]+)(?:\[([^\]]*)\])?$")
+_SEGMENT = re.compile(r"^([\w+-]+|\*)(?:\[([^\]]*)\])?$")
 AGGREGATES = {"min": min, "max": max, "count": len}
 
 
@@ -80,6 +81,11 @@ def resolve(name: str, path: str, results_dir: Path = RESULTS):
         key, conditions = match.groups()
         values = value if many else [value]
         out = []
+        if key == "*":  # every value of a dict
+            if many or not isinstance(value, dict):
+                raise ResultError(f"{name}: '*' needs a dict at {path!r}")
+            value, many = list(value.values()), True
+            continue
         for v in values:
             if isinstance(v, list) and key.isdigit() and int(key) < len(v):
                 out.append(v[int(key)])

@@ -91,6 +91,7 @@ def results_dir(tmp_path):
         "results": {
             "floor": {"fid": 12.81},
             "fids": [12.8, 8.2, 15.9],
+            "samplers": {"ddim": {"ratio": 0.99}, "euler": {"ratio": 0.67}},
             "rows": [
                 {"sampler": "ddpm", "steps": 250, "fid": 6.79, "params": 1623169},
                 {"sampler": "ddpm", "steps": 1000, "fid": 6.64, "params": 1623169},
@@ -117,6 +118,8 @@ def results_dir(tmp_path):
         ("rows[steps=250].params", "/1e6:.1f", "1.6"),
         ("rows[steps=250].params", ",d", "1,623,169"),
         ("/seconds", "/60:.0f", "41"),
+        ("samplers.*.ratio|min", ".2f", "0.67"),
+        ("samplers.euler.ratio", ".0%", "67%"),
     ],
 )
 def test_resolver_reads_paths_filters_aggregates_and_scales(
