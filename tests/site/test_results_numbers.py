@@ -164,3 +164,21 @@ def test_a_missing_results_file_fails_the_build(results_dir):
 def test_other_double_braces_are_left_alone(results_dir):
     text = "```jinja\n{{ value }} {{ result }}\n```"
     assert hook.render(text, results_dir) == text
+
+
+def test_guidance_benchmark_at_scale_1_is_sampler_qualitys_dpm_solver_row():
+    """Both benchmarks draw through `generate` with one seed: the same images, whatever the batch."""
+    guided = json.loads((RESULTS / "guidance_digits.json").read_text())["results"]
+    quality = json.loads((RESULTS / "sampler_quality.json").read_text())["results"]
+    (plain,) = [r for r in guided["rows"] if r["guidance_scale"] == 1.0]
+    (same,) = [
+        r
+        for r in quality["rows"]
+        if r["sampler"] == guided["sampler"] and r["steps"] == guided["steps"]
+    ]
+    assert (
+        guided["n_samples"] == quality["n_samples"]
+        and guided["seed"] == quality["seed"]
+    )
+    assert plain["fid"] == pytest.approx(same["fid"], rel=1e-3)
+    assert plain["confidence"] == pytest.approx(same["confidence"], rel=1e-3)
