@@ -855,7 +855,8 @@ def generate(
             must be `None` for an unconditional one.
         guidance_scale: Classifier-free guidance scale $s$ (class-conditional models only).
         generator: Random number generator for $x_T$ and the sampler's noise.
-        batch_size: Images per sampler call.
+        batch_size: Most images per network call; the images do not depend on it (every
+            image's $x_T$ and noise are drawn as in one batch of `n`).
 
     Returns:
         Images, shape `(n, C, H, W)`, roughly in `[-1, 1]`.
@@ -872,6 +873,8 @@ def generate(
             f"n and num_inference_steps must be positive, got {n} and "
             f"{num_inference_steps}"
         )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
     model, k = checkpoint.model, checkpoint.num_classes
     if k is None and (class_labels is not None or guidance_scale != 1.0):
         raise ValueError(
@@ -886,35 +889,38 @@ def generate(
         )
     cfg = model.config
     device = next(model.parameters()).device
-    images = []
-    for start in range(0, n, batch_size):
-        b = min(batch_size, n - start)
-        # 1. x_T ~ N(0, I), drawn on the CPU so that a seed gives the same images on any
-        # device
-        x_T = torch.randn(
-            (b, cfg["out_channels"], cfg["sample_size"], cfg["sample_size"]),
-            generator=generator,
-        )
-        # 2. the network as a plain model(x_t, t), guided if class-conditional
-        net = (
-            model
-            if k is None
-            else cfg_model(
-                model, class_labels[start : start + b].to(device), guidance_scale, k
+    # 1. x_T ~ N(0, I) for all n images, drawn on the CPU so that a seed gives the same images on
+    #    any device
+    x_T = torch.randn(
+        (n, cfg["out_channels"], cfg["sample_size"], cfg["sample_size"]),
+        generator=generator,
+    )
+    labels = None if class_labels is None else class_labels.to(device)
+
+    # 2. the network as a plain model(x_t, t), guided if class-conditional, called on at most
+    #    batch_size images at a time
+    def net(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for start in range(0, x.shape[0], batch_size):
+            chunk = slice(start, start + batch_size)
+            chunk_model = (
+                model
+                if k is None
+                else cfg_model(model, labels[chunk], guidance_scale, k)
             )
-        )
-        # 3. run the sampler from x_T to x_0
-        images.append(
-            SAMPLERS[sampler](
-                net,
-                x_T.to(device),
-                checkpoint.schedule,
-                num_inference_steps,
-                prediction_type=checkpoint.prediction_type,
-                generator=generator,
-            ).cpu()
-        )
-    return torch.cat(images)
+            outputs.append(chunk_model(x[chunk], t.expand(x.shape[0])[chunk]))
+        return torch.cat(outputs)
+
+    # 3. run the sampler from x_T to x_0 on all n images together: its noise is drawn for the
+    #    whole set at each step, so batch_size changes how the network is called, never the images
+    return SAMPLERS[sampler](
+        net,
+        x_T.to(device),
+        checkpoint.schedule,
+        num_inference_steps,
+        prediction_type=checkpoint.prediction_type,
+        generator=generator,
+    ).cpu()
 
 
 # --8<-- [end:generate]

@@ -241,6 +241,7 @@ def ddim_sample_progressive(
     clip_sample: bool = True,
     clip_sample_range: float = 1.0,
     start_step: int = 0,
+    set_alpha_to_one: bool = True,
 ) -> Iterator[Step]:
     r"""DDIM sampling (Song et al. 2021, Eqs. 12 and 16), same as `diffusers.DDIMScheduler`.
 
@@ -252,7 +253,8 @@ def ddim_sample_progressive(
     $\eta = 0$ is deterministic (the same noise always gives the same image); $\eta = 1$ has the
     variance of DDPM's posterior. The previous step is $t - \lfloor T/N \rfloor$, as in `diffusers`
     (with `"linspace"` spacing that is not always the next listed timestep); below 0 it is clean
-    data, $\bar\alpha = 1$.
+    data, $\bar\alpha = 1$, or $\bar\alpha_0$ of the first training step with
+    `set_alpha_to_one=False` (as Stable Diffusion's scheduler config does).
 
     Args:
         model: `model(x_t, t) -> prediction`, `t` int64 of shape `(B,)`.
@@ -268,6 +270,8 @@ def ddim_sample_progressive(
         clip_sample_range: Bound for the clipping.
         start_step: Skip the first `start_step` of the $N$ steps and start from `x_T` at the
             level of the step after them (SDEdit / img2img, diffusers' `set_begin_index`).
+        set_alpha_to_one: The $\bar\alpha$ the last step ends at: 1 (clean data, diffusers'
+            default) or, when `False`, $\bar\alpha_0$ (diffusers' `set_alpha_to_one=False`).
 
     Yields:
         `(t, x_prev, x0_hat)` after each step.
@@ -279,7 +283,10 @@ def ddim_sample_progressive(
     T = schedule.num_train_timesteps
     timesteps = inference_timesteps(T, num_inference_steps, timestep_spacing)
     check_start_step(start_step, num_inference_steps)
+    check.boolean("set_alpha_to_one", set_alpha_to_one)
     # --8<-- [start:ddim-step]
+    # \bar\alpha after the last step: clean data, or the first training step's
+    final_alpha_bar = torch.tensor(1.0) if set_alpha_to_one else alpha_bar[0]
     x = x_T
     for t in timesteps[start_step:]:
         t_prev = t - T // num_inference_steps
@@ -292,7 +299,7 @@ def ddim_sample_progressive(
         if clip_sample:
             x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
         a_bar_t = alpha_bar[t]
-        a_bar_prev = alpha_bar[t_prev] if t_prev >= 0 else torch.tensor(1.0)
+        a_bar_prev = alpha_bar[t_prev] if t_prev >= 0 else final_alpha_bar
         # 3. sigma_t (Eq. 16)
         sigma_t = (
             eta * ((1 - a_bar_prev) / (1 - a_bar_t) * (1 - a_bar_t / a_bar_prev)) ** 0.5

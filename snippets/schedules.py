@@ -219,8 +219,8 @@ class NoiseSchedule:
         cls,
         name: str,
         num_train_timesteps: int = 1000,
-        beta_start: float = 1e-4,
-        beta_end: float = 0.02,
+        beta_start: float | None = None,
+        beta_end: float | None = None,
         rescale_zero_terminal_snr: bool = False,
     ) -> NoiseSchedule:
         r"""Build one of the named schedules, equal to `diffusers.DDPMScheduler(beta_schedule=...)`.
@@ -229,8 +229,12 @@ class NoiseSchedule:
             name: `"linear"`, `"scaled_linear"`, `"cosine"` (diffusers' `"squaredcos_cap_v2"`)
                 or `"sigmoid"`. The cosine schedule ignores `beta_start` and `beta_end`.
             num_train_timesteps: $T \ge 2$.
-            beta_start: $\beta_1$ for the linear-type schedules.
-            beta_end: $\beta_T$ for the linear-type schedules.
+            beta_start: $\beta_1$ for the linear-type schedules; `None` takes the named
+                schedule's own default, so that one name means one schedule: `1e-4` for
+                `"linear"` and `"sigmoid"` (DDPM's), `0.00085` for `"scaled_linear"` (Stable
+                Diffusion's; diffusers' `DDPMScheduler` defaults to `1e-4` for every name, so pass
+                it `beta_start=0.00085, beta_end=0.012` to get the same schedule).
+            beta_end: $\beta_T$ likewise: `0.02`, or `0.012` for `"scaled_linear"`.
             rescale_zero_terminal_snr: Rescale to $\bar\alpha_T = 0$ (Lin et al. 2024).
 
         Raises:
@@ -238,14 +242,17 @@ class NoiseSchedule:
         """
         check.integer("num_train_timesteps", num_train_timesteps, ge=2)
         check.boolean("rescale_zero_terminal_snr", rescale_zero_terminal_snr)
+        # the betas given; the others keep the named schedule's defaults
+        beta_range = {"beta_start": beta_start, "beta_end": beta_end}
+        beta_range = {k: v for k, v in beta_range.items() if v is not None}
         if name == "linear":
-            betas = linear_betas(num_train_timesteps, beta_start, beta_end)
+            betas = linear_betas(num_train_timesteps, **beta_range)
         elif name == "scaled_linear":
-            betas = scaled_linear_betas(num_train_timesteps, beta_start, beta_end)
+            betas = scaled_linear_betas(num_train_timesteps, **beta_range)
         elif name in ("cosine", "squaredcos_cap_v2"):
             betas = cosine_betas(num_train_timesteps)
         elif name == "sigmoid":
-            betas = sigmoid_betas(num_train_timesteps, beta_start, beta_end)
+            betas = sigmoid_betas(num_train_timesteps, **beta_range)
         else:
             raise ValueError(
                 f"unknown noise schedule name {name!r}; choose one of "

@@ -42,6 +42,9 @@ BETA_SCHEDULES = {
     "cosine": "squaredcos_cap_v2",
     "sigmoid": "sigmoid",
 }
+# DDPMScheduler's betas default to 1e-4 -> 0.02 whatever the name; our "scaled_linear" is Stable
+# Diffusion's 0.00085 -> 0.012 (the defaults of snippets.schedules.scaled_linear_betas)
+DEFAULT_BETAS = {"scaled_linear": {"beta_start": 0.00085, "beta_end": 0.012}}
 
 
 # --8<-- [start:scheduler-from-checkpoint]
@@ -78,6 +81,7 @@ def scheduler_from_checkpoint(directory: str | Path) -> DDPMScheduler:
         )
     if schedule.pop("rescale_zero_terminal_snr", False):
         schedule["rescale_betas_zero_snr"] = True
+    schedule = {**DEFAULT_BETAS.get(name, {}), **schedule}
     return DDPMScheduler(
         beta_schedule=BETA_SCHEDULES[name],
         prediction_type=config["prediction_type"],

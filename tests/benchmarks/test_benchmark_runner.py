@@ -1,5 +1,5 @@
-"""`python -m benchmarks` end to end in fast mode, into a temporary folder, for the sampler-quality
-and site-build benchmarks; plus the runner's refusal of unknown names and its `--render` mode."""
+"""`python -m benchmarks` end to end in fast mode, into a temporary folder, for the sampler-quality,
+site-build and guidance benchmarks; plus the runner's refusal of unknown names and its `--render` mode."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from test_benchmark_results import check_record
 from benchmarks.__main__ import RESULTS, main, render
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = ("sampler_quality", "site_build")
+NAMES = ("sampler_quality", "site_build", "guidance_digits")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,27 @@ def test_sampler_quality_uses_the_default_guidance_and_balanced_labels(fast_run)
         == inspect.signature(generate).parameters["guidance_scale"].default
     )
     assert results["n_samples"] == 16 and results["rows"][0]["sampler"] == "ddpm"
+
+
+def test_guidance_digits_counts_the_doubled_batch_and_shares_sampler_qualitys_draws(
+    fast_run,
+):
+    guided = json.loads((fast_run[0] / "guidance_digits.json").read_text())["results"]
+    quality = json.loads((fast_run[0] / "sampler_quality.json").read_text())["results"]
+    steps = guided["steps"]
+    for row in guided["rows"]:
+        unguided = row["guidance_scale"] == 1.0
+        assert row["network_passes"] == (steps if unguided else 2 * steps), row
+        assert 0 <= row["label_accuracy"] <= 1 and row["fid"] > 0, row
+    # s = 1 is the plain conditional model: the very images of sampler_quality's same setting
+    (plain,) = [r for r in guided["rows"] if r["guidance_scale"] == 1.0]
+    (same,) = [
+        r
+        for r in quality["rows"]
+        if r["sampler"] == guided["sampler"] and r["steps"] == steps
+    ]
+    assert plain["fid"] == pytest.approx(same["fid"], rel=1e-4)
+    assert plain["confidence"] == pytest.approx(same["confidence"], rel=1e-4)
 
 
 def test_site_build_fast_run_measures_every_page(fast_run):

@@ -21,6 +21,8 @@ from snippets.checkpoint import (
     read_config,
     save_checkpoint,
 )
+from snippets.guidance import cfg_model
+from snippets.sampling import SAMPLERS
 from snippets.unet import UNet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -395,6 +397,53 @@ def test_generate_checks_labels_and_sampler(tmp_path):
     assert torch.equal(
         x, generate(loaded, 3, "ddim", 4, generator=torch.Generator().manual_seed(0))
     )
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "dpmsolver++"])
+def test_generate_gives_the_same_images_whatever_the_batch_size(sampler):
+    loaded = load_checkpoint(ROOT / "checkpoints" / "digits")  # class-conditional
+    labels = torch.tensor([3, 1, 4, 1, 5])
+
+    def sample(batch_size):
+        return generate(
+            loaded,
+            5,
+            sampler,
+            4,
+            class_labels=labels,
+            guidance_scale=3.0,
+            generator=torch.Generator().manual_seed(7),
+            batch_size=batch_size,
+        )
+
+    whole = sample(5)
+    # the images of one batch of n: x_T and every step's noise drawn for all n at once
+    generator = torch.Generator().manual_seed(7)
+    x_T = torch.randn((5, 1, 16, 16), generator=generator)
+    guided = cfg_model(loaded.model, labels, 3.0, loaded.num_classes)
+    with torch.no_grad():
+        expected = SAMPLERS[sampler](
+            guided,
+            x_T,
+            loaded.schedule,
+            4,
+            prediction_type=loaded.prediction_type,
+            generator=generator,
+        )
+    torch.testing.assert_close(whole, expected, atol=1e-5, rtol=0)
+    for batch_size in (1, 2, 3, 256):
+        torch.testing.assert_close(sample(batch_size), whole, atol=1e-5, rtol=0)
+    # a different seed gives different images (DDPM also draws noise at every step)
+    other = generate(
+        loaded, 5, sampler, 4, labels, 3.0, torch.Generator().manual_seed(8), 2
+    )
+    assert (other - whole).abs().max() > 0.1
+
+
+def test_generate_rejects_a_bad_batch_size(tmp_path):
+    _save(tmp_path, _model())
+    with pytest.raises(ValueError, match="batch_size"):
+        generate(load_checkpoint(tmp_path), 2, batch_size=0)
 
 
 def test_copy_for_sampling_keeps_config_and_ema_only(tmp_path):

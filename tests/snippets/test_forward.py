@@ -23,6 +23,8 @@ DIFFUSERS_NAME = {
     "cosine": "squaredcos_cap_v2",
     "sigmoid": "sigmoid",
 }
+# DDPMScheduler defaults to betas 1e-4 -> 0.02 for every name; our scaled_linear is SD's
+DIFFUSERS_BETAS = {"scaled_linear": dict(beta_start=0.00085, beta_end=0.012)}
 
 
 def make_batch(shape=(4, 1, 4, 4), seed=0):
@@ -36,7 +38,9 @@ def make_batch(shape=(4, 1, 4, 4), seed=0):
 @pytest.mark.parametrize("name", SCHEDULE_NAMES)
 def test_q_sample_matches_diffusers_add_noise(name):
     schedule = NoiseSchedule.from_name(name)
-    scheduler = DDPMScheduler(beta_schedule=DIFFUSERS_NAME[name])
+    scheduler = DDPMScheduler(
+        beta_schedule=DIFFUSERS_NAME[name], **DIFFUSERS_BETAS.get(name, {})
+    )
     x0, noise, t = make_batch()
     t[0], t[1] = 0, 999
     ours = q_sample(x0, t, schedule.alpha_bar, noise=noise)
@@ -47,7 +51,9 @@ def test_q_sample_matches_diffusers_add_noise(name):
 @pytest.mark.parametrize("name", SCHEDULE_NAMES)
 def test_v_target_matches_diffusers_get_velocity(name):
     schedule = NoiseSchedule.from_name(name)
-    scheduler = DDPMScheduler(beta_schedule=DIFFUSERS_NAME[name])
+    scheduler = DDPMScheduler(
+        beta_schedule=DIFFUSERS_NAME[name], **DIFFUSERS_BETAS.get(name, {})
+    )
     x0, noise, t = make_batch(seed=1)
     ours = training_target(x0, noise, t, schedule.alpha_bar, "v_prediction")
     assert (ours - scheduler.get_velocity(x0, noise, t)).abs().max() <= 1e-6

@@ -135,6 +135,26 @@ def test_ddim_matches_diffusers_ddim_scheduler(
 
 
 @pytest.mark.parametrize(
+    ("prediction_type", "spacing"), list(itertools.product(PREDICTION_TYPES, SPACINGS))
+)
+def test_ddim_without_alpha_one_matches_diffusers_set_alpha_to_one_false(
+    prediction_type, spacing
+):
+    config = dict(
+        prediction_type=prediction_type, timestep_spacing=spacing, clip_sample=False
+    )
+    scheduler = DDIMScheduler(set_alpha_to_one=False, **config)
+    theirs = diffusers_loop(scheduler, 10)
+    ours = our_loop(ddim_sample_progressive, 10, set_alpha_to_one=False, **config)
+    assert_same_trajectory(ours, theirs)
+    # only the last step differs from ending at alpha_bar = 1
+    default = our_loop(ddim_sample_progressive, 10, **config)
+    for a, b in zip(ours[:-1], default[:-1]):
+        assert torch.equal(a, b)
+    assert (ours[-1] - default[-1]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize(
     ("name", "diffusers_name"),
     [("scaled_linear", "scaled_linear"), ("cosine", "squaredcos_cap_v2")],
 )

@@ -16,6 +16,7 @@ from snippets.schedules import (
     TIMESTEP_SPACINGS,
     NoiseSchedule,
     inference_timesteps,
+    scaled_linear_betas,
     sigma_from_alpha_bar,
     snr,
 )
@@ -26,6 +27,8 @@ DIFFUSERS_NAME = {
     "cosine": "squaredcos_cap_v2",
     "sigmoid": "sigmoid",
 }
+# DDPMScheduler defaults to betas 1e-4 -> 0.02 for every name; our scaled_linear is SD's
+DIFFUSERS_BETAS = {"scaled_linear": dict(beta_start=0.00085, beta_end=0.012)}
 
 
 @pytest.mark.parametrize("rescale", [False, True])
@@ -33,7 +36,9 @@ DIFFUSERS_NAME = {
 def test_schedule_matches_diffusers_ddpm_scheduler(name, rescale):
     ours = NoiseSchedule.from_name(name, rescale_zero_terminal_snr=rescale)
     theirs = DDPMScheduler(
-        beta_schedule=DIFFUSERS_NAME[name], rescale_betas_zero_snr=rescale
+        beta_schedule=DIFFUSERS_NAME[name],
+        rescale_betas_zero_snr=rescale,
+        **DIFFUSERS_BETAS.get(name, {}),
     )
     for ours_t, theirs_t in [
         (ours.betas, theirs.betas),
@@ -42,6 +47,28 @@ def test_schedule_matches_diffusers_ddpm_scheduler(name, rescale):
     ]:
         assert ours_t.dtype == torch.float32
         assert (ours_t - theirs_t).abs().max() <= 1e-7
+
+
+def test_scaled_linear_name_and_function_are_stable_diffusions_schedule():
+    # the scheduler config of Stable Diffusion v1/v2 (and of diffusers' LDM pipelines)
+    sd = DDPMScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012
+    )
+    by_name = NoiseSchedule.from_name("scaled_linear")
+    assert torch.equal(by_name.betas, scaled_linear_betas(1000))
+    assert torch.equal(by_name.betas, sd.betas)
+    assert (by_name.alpha_bar - sd.alphas_cumprod).abs().max() <= 1e-7
+    # explicit betas still win, and a half-given range keeps the other default
+    ddpm_range = NoiseSchedule.from_name(
+        "scaled_linear", beta_start=1e-4, beta_end=0.02
+    )
+    assert torch.equal(
+        ddpm_range.betas, DDPMScheduler(beta_schedule="scaled_linear").betas
+    )
+    half = NoiseSchedule.from_name("scaled_linear", beta_end=0.02)
+    assert torch.equal(half.betas, scaled_linear_betas(1000, 0.00085, 0.02))
+    # linear keeps DDPM's 1e-4 -> 0.02
+    assert torch.equal(NoiseSchedule.from_name("linear").betas, DDPMScheduler().betas)
 
 
 @pytest.mark.parametrize("name", ["linear", "scaled_linear", "sigmoid"])

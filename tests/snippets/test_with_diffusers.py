@@ -16,6 +16,7 @@ from snippets.schedules import SCHEDULE_NAMES, NoiseSchedule
 from snippets.unet import UNet
 from snippets.with_diffusers import (
     BETA_SCHEDULES,
+    DEFAULT_BETAS,
     course_transform,
     digits_dataset,
     fold_class_label,
@@ -97,13 +98,24 @@ def test_scheduler_from_checkpoint_has_the_checkpoints_schedule(ours):
 @pytest.mark.parametrize("name", SCHEDULE_NAMES)
 def test_every_schedule_name_maps_to_the_same_ddpmscheduler_alpha_bar(name):
     scheduler = DDPMScheduler(
-        num_train_timesteps=1000, beta_schedule=BETA_SCHEDULES[name]
+        num_train_timesteps=1000,
+        beta_schedule=BETA_SCHEDULES[name],
+        **DEFAULT_BETAS.get(name, {}),
     )
     torch.testing.assert_close(
         scheduler.alphas_cumprod,
         NoiseSchedule.from_name(name, 1000).alpha_bar,
         atol=1e-6,
         rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+def test_scheduler_from_checkpoint_for_every_schedule_name(tmp_path, name):
+    _tiny_checkpoint(tmp_path / "ckpt", name)
+    scheduler = scheduler_from_checkpoint(tmp_path / "ckpt")
+    assert torch.equal(
+        scheduler.betas, load_checkpoint(tmp_path / "ckpt").schedule.betas
     )
 
 
