@@ -168,3 +168,16 @@ def test_prompt_column_shows_on_a_desktop_and_hides_on_a_phone(browser, site_url
     editor = page.locator("article .jp-CodeCell .jp-InputArea-editor").first
     assert editor.bounding_box()["width"] > 300, "code cells are still narrow"
     page.close()
+
+
+def test_download_link_downloads_after_instant_navigation(browser, site_url):  # noqa: F811
+    # A reader arrives from another page (Material's instant navigation swaps the page in place)
+    # and clicks the button: the browser saves the notebook instead of showing its JSON.
+    page = open_page(browser, site_url + "unit1/")
+    name = NOTEBOOKS[0].stem
+    page.locator(f'article a[href$="notebooks/{name}/"]').first.click()
+    page.wait_for_url(f"**/notebooks/{name}/")
+    with page.expect_download() as download:
+        page.get_by_text("Download the notebook (.ipynb)").click()
+    assert download.value.suggested_filename == f"{name}.ipynb"
+    page.close()
