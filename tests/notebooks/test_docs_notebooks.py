@@ -40,6 +40,64 @@ def definitions(source: str) -> list[str]:
     ]
 
 
+# What a reader should never see in a committed output: the kernel's stderr, warnings, the residue
+# of text progress bars (carriage returns, tqdm's "45%|####  | 9/20 [00:01<00:02, 5.6it/s]") and
+# paths of the machine that ran the notebook.
+RESIDUE = {
+    "a warning": re.compile(r"warning", re.IGNORECASE),
+    "a carriage return (progress-bar residue)": re.compile(r"\r"),
+    "a progress bar": re.compile(
+        r"\d+%\|"
+        r"|[\u2588\u2589\u258a\u258b\u258c\u258d\u258e\u258f]"
+        r"|\d+/\d+ \[[\d:]+<[\d:?]+"
+        r"|\d(?:\.\d+)?\s?(?:it|s)/(?:s|it)\b"
+    ),
+    "a local path": re.compile(
+        r"/root/|/home/|/work/|/tmp/|/Users/|[A-Za-z]:\\\\|\.venv|site-packages|dist-packages"
+    ),
+}
+# Outputs whose MIME type holds text a reader sees (images are data, not text).
+TEXT_TYPES = (
+    "text/plain",
+    "text/html",
+    "text/markdown",
+    "text/latex",
+    "application/json",
+)
+
+
+def output_texts(output) -> list[str]:
+    """The readable text of one code-cell output: a stream, a result's text types, a traceback."""
+    if output.output_type == "stream":
+        return [output.text]
+    if output.output_type == "error":
+        return [output.ename, output.evalue, *output.traceback]
+    data = output.get("data", {})
+    return [str(data[kind]) for kind in TEXT_TYPES if kind in data]
+
+
+def output_problems(nb) -> list[str]:
+    """Everything in a notebook's outputs that should not reach a reader, one line per find."""
+    problems = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream" and output.name == "stderr":
+                problems.append(f"cell {index}: stderr {output.text[:80]!r}")
+            if "application/vnd.jupyter.widget-view+json" in output.get("data", {}):
+                problems.append(f"cell {index}: a widget (a progress bar?)")
+            for text in output_texts(output):
+                for what, pattern in RESIDUE.items():
+                    found = pattern.search(text)
+                    if found:
+                        start = max(found.start() - 30, 0)
+                        problems.append(
+                            f"cell {index}: {what}: {text[start : found.end() + 30]!r}"
+                        )
+    return problems
+
+
 def test_there_are_notebooks():
     assert NOTEBOOKS, "no notebook in docs/notebooks/"
 
@@ -50,6 +108,66 @@ def test_definition_finder_sees_functions_classes_and_lambdas():
     )
     assert found == ["line 2: f", "line 4: A", "line 6: lambda"]
     assert definitions("import torch\nx = [i for i in range(3)]\n") == []
+
+
+def test_output_checker_finds_stderr_warnings_progress_bars_and_paths():
+    nb = nbformat.v4.new_notebook()
+    clean = nbformat.v4.new_code_cell("print(1)")
+    clean.outputs = [
+        nbformat.v4.new_output(
+            "stream", name="stdout", text="loss 0.057 after 460 steps\n"
+        ),
+        nbformat.v4.new_output(
+            "display_data",
+            data={"text/plain": "<Figure size 480x208>", "image/png": "iVBOR"},
+        ),
+    ]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("a /work/ path in prose is not an output"),
+        clean,
+    ]
+    assert output_problems(nb) == []
+    dirty = [
+        nbformat.v4.new_output("stream", name="stderr", text="hello\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="UserWarning: careful\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="step 3\rstep 4\n"),
+        nbformat.v4.new_output(
+            "stream",
+            name="stdout",
+            text="Loading: 100%|##########| 2/2 [00:00<00:00]\n",
+        ),
+        nbformat.v4.new_output(
+            "stream", name="stdout", text="12/50 [00:03<00:09, 4.1it/s]\n"
+        ),
+        nbformat.v4.new_output(
+            "execute_result",
+            data={"text/plain": "PosixPath('/home/me/x.png')"},
+            execution_count=1,
+        ),
+        nbformat.v4.new_output(
+            "display_data", data={"text/html": "<pre>/opt/.venv/lib/x.py</pre>"}
+        ),
+        nbformat.v4.new_output(
+            "display_data",
+            data={"application/vnd.jupyter.widget-view+json": {"model_id": "a"}},
+        ),
+    ]
+    for output in dirty:
+        cell = nbformat.v4.new_code_cell("x")
+        cell.outputs = [output]
+        nb.cells = [cell]
+        assert output_problems(nb), f"not flagged: {output}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_committed_outputs_hold_no_stderr_warnings_progress_bars_or_local_paths(path):
+    # mkdocs-jupyter publishes the committed outputs as they are: readers see every one of them.
+    problems = output_problems(nbformat.read(path, as_version=4))
+    assert not problems, (
+        f"{path.name} was committed with outputs a reader should not see:\n"
+        + "\n".join(problems)
+        + "\nsilence the source (e.g. disable progress bars), then re-execute the notebook"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -117,3 +235,5 @@ def test_notebook_runs_in_fast_mode(path, monkeypatch):
         if out.output_type == "error"
     ]
     assert not errors
+    # What the fast run prints is what a full run prints: the same checks as the committed outputs.
+    assert not output_problems(nb), output_problems(nb)
