@@ -17,10 +17,10 @@ save_figure(draw, "docs/figures/x.svg")  # writes x.svg (light) and x-dark.svg (
 
 A page shows both and the site's colour scheme picks one:
 `![...](x.svg#only-light){ width="600" loading=lazy }` and the same with `x-dark.svg#only-dark`.
-SVG text stays text (`svg.fonttype: none`), so a plot weighs a few kB, is sharp at any zoom and
-its labels are searchable. Sizes are in points; a figure `w` inches wide shown `D` CSS pixels wide
-scales its text by `D / (72 w)`, so with 10 pt tick labels a figure up to `D / 79` inches wide
-keeps every label at 11 px or more.
+SVG glyphs are drawn as shapes (`svg.fonttype: path`), so a figure looks the same whatever fonts
+the reader has, and is sharp at any zoom. Sizes are in points; a figure `w` inches wide shown `D`
+CSS pixels wide scales its text by `D / (72 w)`, so with 10 pt tick labels a figure up to `D / 79`
+inches wide keeps every label at 11 px or more.
 """
 
 from __future__ import annotations
@@ -58,13 +58,12 @@ CYCLE = {
         "#bdbdbd",
     ],
 }
-# The site's text fonts after DejaVu Sans, whose metrics matplotlib lays the text out with.
-FONTS = ["DejaVu Sans", "Helvetica", "Arial"]
+FONTS = ["DejaVu Sans"]  # matplotlib's own font: drawn as paths, nothing to install
 PNG_DPI = 200  # raster figures: 2x a 100-dpi layout
 
 
 def rc(theme: str) -> dict:
-    """Matplotlib rcParams of a theme: transparent, SVG text as text, 10-11 pt labels.
+    """Matplotlib rcParams of a theme: transparent background, 10-11 pt labels.
 
     Args:
         theme: `"light"` or `"dark"`.
@@ -78,7 +77,7 @@ def rc(theme: str) -> dict:
 
     ink, muted = INK[theme], MUTED[theme]
     return {
-        "svg.fonttype": "none",
+        "svg.fonttype": "path",  # glyphs as shapes: the same on every reader's fonts
         "svg.hashsalt": "diffusion-model-feast",  # stable ids: a file changes with its figure
         "font.family": "sans-serif",
         "font.sans-serif": FONTS,
@@ -147,6 +146,18 @@ def variant_path(path: str | Path, theme: str) -> Path:
     )
 
 
+def _round_path_data(path: Path) -> None:
+    """Round the coordinates of SVG path data to 0.01 pt: a third smaller, the same to the eye."""
+    import re
+
+    text = path.read_text(encoding="utf-8")
+
+    def shorten(match: re.Match) -> str:
+        return ' d="' + re.sub(r"(\d\.\d\d)\d+", r"\1", match[1]) + '"'
+
+    path.write_text(re.sub(r' d="([^"]*)"', shorten, text), encoding="utf-8")
+
+
 def save_figure(
     draw: Callable[[], object], path: str | Path, themes: tuple[str, ...] = THEMES
 ) -> list[Path]:
@@ -179,6 +190,7 @@ def save_figure(
             target.parent.mkdir(parents=True, exist_ok=True)
             if path.suffix == ".svg":
                 fig.savefig(target, metadata={"Date": None, "Creator": None})
+                _round_path_data(target)
             else:
                 fig.savefig(target, dpi=PNG_DPI, metadata={"Software": None})
             plt.close(fig)
