@@ -51,6 +51,7 @@ WIDTH = re.compile(r"""\bwidth=["']?(?P<w>\d+)""")
 MIN_TEXT_PX = 11  # labels, ticks, titles
 MIN_SCRIPT_PX = 0.7 * MIN_TEXT_PX  # math sub/superscripts (TeX's script size is 70 %)
 PHONE_PX = 358  # a 390 px phone minus the page's margins
+COLUMN_PX = 688  # the page's text column in a 1400 px window (measured in Chromium)
 PHONE_FIGURES = {
     "figures/unet_digits.svg"
 }  # must read on a phone, not only on a desktop
@@ -180,7 +181,7 @@ def test_svg_text_is_legible_at_its_display_size(page, rel, fragment, width):
     assert sizes, f"{rel}: no text found (is it a matplotlib SVG?)"
     shown = [width] + ([PHONE_PX] if rel.replace("-dark", "") in PHONE_FIGURES else [])
     for display in shown:
-        factor = min(display, width) / svg_width(path)
+        factor = min(display, width, COLUMN_PX) / svg_width(path)
         small = [
             f"{label!r} {size * factor:.1f} px"
             for label, size, script in sizes
