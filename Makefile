@@ -50,9 +50,11 @@ bench-fast: $(STAMP) $(KATEX)
 	$(PY) -m benchmarks --fast
 
 # Every figure of the site, made by the code in snippets/ (docs/figures/make_*.py; some train small
-# models for minutes), then the notebooks re-executed in full mode (FEAST_FAST unset), outputs in place.
+# models for minutes), the benchmark plots redrawn from their JSON results, then the notebooks
+# re-executed in full mode (FEAST_FAST unset), outputs in place.
 figures: $(STAMP)
 	@set -e; for script in docs/figures/make_*.py; do echo "== $$script"; $(PY) $$script; done
+	$(PY) -m benchmarks --render
 	env -u FEAST_FAST $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	  --ExecutePreprocessor.timeout=3600 docs/notebooks/*.ipynb
 

@@ -12,7 +12,9 @@ Next to each ``<name>.json`` the runner writes ``<name>.md``: a Markdown table r
 JSON alone (by the module's ``markdown(record)`` or, for the older benchmarks, by a renderer here),
 followed by a line naming the commit, date and machine. Pages include that file with
 ``--8<-- "benchmarks/results/<name>.md"``, so no number on the site is copied by hand. A full run
-into ``benchmarks/results/`` also copies ``<name>.png`` to ``docs/figures/benchmarks/`` for the site.
+into ``benchmarks/results/`` also draws the site's figure of a benchmark that has one (its module's
+``figure(record, path)``) from the JSON into ``docs/figures/benchmarks/<name>.svg`` and
+``<name>-dark.svg``; ``--render`` redraws them.
 A benchmark whose ``run`` accepts ``out`` is told the results folder (for its plots).
 """
 
@@ -25,7 +27,6 @@ import inspect
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -212,17 +213,15 @@ def render(record: dict) -> str | None:
 
 
 def write_outputs(record: dict, out: Path) -> list[Path]:
-    """Write `<name>.md` next to the JSON; for results in `benchmarks/results/`, copy the plot into the docs."""
+    """Write `<name>.md` next to the JSON; for results in `benchmarks/results/`, draw the docs figure."""
     name, written = record["benchmark"], []
     markdown = render(record)
     if markdown is not None:
         (out / f"{name}.md").write_text(markdown)
         written.append(out / f"{name}.md")
-    plot = out / f"{name}.png"
-    if out.resolve() == RESULTS.resolve() and plot.is_file():
-        DOCS_FIGURES.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(plot, DOCS_FIGURES / plot.name)
-        written.append(DOCS_FIGURES / plot.name)
+    figure = getattr(importlib.import_module(f"benchmarks.{name}"), "figure", None)
+    if out.resolve() == RESULTS.resolve() and figure is not None:
+        written += figure(record, DOCS_FIGURES / f"{name}.svg")
     return written
 
 

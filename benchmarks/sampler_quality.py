@@ -252,47 +252,65 @@ def target_report(rows: list[dict], reference: dict, floor_fid: float) -> dict:
 
 
 def plot_fid_vs_nfe(rows: list[dict], floor_fid: float, path: Path) -> Path:
-    """Digit FID against model evaluations (log x), one line per sampler, floor lines, DDPM-1000 starred."""
+    """Digit FID against model evaluations (log x), one line per sampler, floor lines, DDPM-1000 starred.
+
+    A `.png` path gets one light PNG; an `.svg` path a light and a dark variant (`snippets.plotting`).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
-    for sampler in dict.fromkeys(r["sampler"] for r in rows):
-        points = sorted((r["nfe"], r["fid"]) for r in rows if r["sampler"] == sampler)
-        ax.plot(*zip(*points), marker="o", label=LABELS.get(sampler, sampler))
-    reference = rows[0]
-    ax.plot(
-        [reference["nfe"]],
-        [reference["fid"]],
-        marker="*",
-        ms=14,
-        color="k",
-        ls="none",
-        label=f"{LABELS.get(reference['sampler'], reference['sampler'])}-{reference['steps']} (reference)",
-    )
-    ax.axhline(floor_fid, color="k", lw=1, ls=":", label="floor (real digits)")
-    ax.axhline(
-        WITHIN_FLOOR * floor_fid, color="gray", lw=1, ls="--", label="1.2 x floor"
-    )
-    ax.axvline(
-        MAX_NFE,
-        color="gray",
-        lw=0.6,
-        ls="-.",
-        label=f"{MAX_NFE} evaluations (target budget)",
-    )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("model evaluations (NFE, log scale)")
-    ax.set_ylabel("digit FID (lower is better, log scale)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    from snippets.plotting import THEMES, ink, muted, save_figure
+
+    def draw():
+        fig, ax = plt.subplots(figsize=(6.8, 4.6))
+        for sampler in dict.fromkeys(r["sampler"] for r in rows):
+            points = sorted(
+                (r["nfe"], r["fid"]) for r in rows if r["sampler"] == sampler
+            )
+            ax.plot(*zip(*points), marker="o", label=LABELS.get(sampler, sampler))
+        reference = rows[0]
+        ax.plot(
+            [reference["nfe"]],
+            [reference["fid"]],
+            marker="*",
+            ms=14,
+            color=ink(),
+            ls="none",
+            label=f"{LABELS.get(reference['sampler'], reference['sampler'])}-{reference['steps']} (reference)",
+        )
+        ax.axhline(floor_fid, color=ink(), lw=1, ls=":", label="floor (real digits)")
+        ax.axhline(
+            WITHIN_FLOOR * floor_fid, color=muted(), lw=1, ls="--", label="1.2 x floor"
+        )
+        ax.axvline(
+            MAX_NFE,
+            color=muted(),
+            lw=0.8,
+            ls="-.",
+            label=f"{MAX_NFE} evaluations (target budget)",
+        )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("model evaluations (NFE, log scale)")
+        ax.set_ylabel("digit FID (lower is better, log scale)")
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False
+        )
+        fig.tight_layout()
+        return fig
+
+    path = Path(path)
+    save_figure(draw, path, themes=THEMES if path.suffix == ".svg" else ("light",))
     return path
+
+
+def figure(record: dict, path: Path) -> list[Path]:
+    """The site's figure of a run (its JSON record): the plot as light and dark SVGs at `path`."""
+    r = record["results"]
+    plot_fid_vs_nfe(r["rows"], r["floor"]["fid"], path)
+    return [path, path.with_name(f"{path.stem}-dark{path.suffix}")]
 
 
 def markdown(record: dict) -> str:

@@ -199,33 +199,55 @@ def markdown_table(rows: list[dict], floor: float) -> str:
 
 
 def plot_fid_vs_minutes(rows: list[dict], floor: float, path: Path) -> Path:
-    """Digit FID against training minutes, one line per (model, sampler), the floor dashed."""
+    """Digit FID against training minutes, one line per (model, sampler), the floor dashed.
+
+    A `.png` path gets one light PNG; an `.svg` path a light and a dark variant (`snippets.plotting`).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    for key in sorted({(r["model"], r["sampler"], r["sampler_steps"]) for r in rows}):
-        points = sorted(
-            (r["minutes"], r["fid"])
-            for r in rows
-            if (r["model"], r["sampler"], r["sampler_steps"]) == key
+    from snippets.plotting import THEMES, ink, muted, save_figure
+
+    def draw():
+        fig, ax = plt.subplots(figsize=(6.8, 4.4))
+        for key in sorted(
+            {(r["model"], r["sampler"], r["sampler_steps"]) for r in rows}
+        ):
+            points = sorted(
+                (r["minutes"], r["fid"])
+                for r in rows
+                if (r["model"], r["sampler"], r["sampler_steps"]) == key
+            )
+            ax.plot(
+                *zip(*points),
+                marker="o",
+                ls="-" if key[0] == "ours" else "--",
+                label=f"{key[0]}, {key[1]} ({key[2]} steps)",
+            )
+        ax.axhline(floor, color=ink(), lw=1, ls=":", label="floor (real digits)")
+        ax.axhline(1.2 * floor, color=muted(), lw=0.8, ls=":", label="1.2 x floor")
+        ax.set_xlabel("training budget (CPU minutes)")
+        ax.set_ylabel("digit FID (lower is better)")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False
         )
-        ax.plot(
-            *zip(*points),
-            marker="o",
-            ls="-" if key[0] == "ours" else "--",
-            label=f"{key[0]}, {key[1]} ({key[2]} steps)",
-        )
-    ax.axhline(floor, color="k", lw=1, ls=":", label="floor (real digits)")
-    ax.axhline(1.2 * floor, color="gray", lw=0.8, ls=":", label="1.2 x floor")
-    ax.set_xlabel("training budget (CPU minutes)")
-    ax.set_ylabel("digit FID (lower is better)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+        fig.tight_layout()
+        return fig
+
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(draw, path, themes=THEMES if path.suffix == ".svg" else ("light",))
     return path
+
+
+def figure(record: dict, path: Path) -> list[Path]:
+    """The site's figure of a run (its JSON record): the plot as light and dark SVGs at `path`."""
+    r = record["results"]
+    plot_fid_vs_minutes(r["rows"], r["floor"]["fid"], path)
+    return [path, path.with_name(f"{path.stem}-dark{path.suffix}")]

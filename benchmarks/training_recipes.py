@@ -402,56 +402,79 @@ def markdown_table(
 
 
 def plot(rows: list[dict], floor: float, path: Path) -> Path:
-    """FID against CPU-minutes, one panel per model size, one line per (learning rate, schedule)."""
+    """FID against CPU-minutes, one panel per model size, one line per (learning rate, schedule).
+
+    A `.png` path gets one light PNG; an `.svg` path a light and a dark variant (`snippets.plotting`).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
+    from snippets.plotting import THEMES, ink, muted, save_figure
+
     sizes = [s for s in SIZES if any(r["size"] == s for r in rows)]
-    fig, axes = plt.subplots(
-        1,
-        len(sizes),
-        figsize=(3.6 * len(sizes), 3.4),
-        dpi=100,
-        sharey=True,
-        squeeze=False,
-    )
-    for ax, size in zip(axes[0], sizes):
-        for lr, schedule in sorted({(r["learning_rate"], r["schedule"]) for r in rows}):
-            pts = sorted(
-                (r["minutes"], r["fid"])
-                for r in rows
-                if (r["size"], r["learning_rate"], r["schedule"])
-                == (size, lr, schedule)
-            )
-            ax.plot(
-                *zip(*pts),
-                marker="o",
-                ls="-" if schedule == "cosine" else "--",
-                label=f"lr {lr:g}, {schedule}",
-            )
-        params = next(r["params"] for r in rows if r["size"] == size)
-        ax.axhline(floor, color="k", lw=1, ls=":", label="floor")
-        ax.axhline(1.2 * floor, color="gray", lw=0.8, ls=":", label="1.2 x floor")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xticks(
-            sorted({r["minutes"] for r in rows}),
-            [f"{m:g}" for m in sorted({r["minutes"] for r in rows})],
+    minutes = sorted({r["minutes"] for r in rows})
+
+    def draw():
+        fig, axes = plt.subplots(
+            1,
+            len(sizes),
+            figsize=(2.45 * len(sizes) + 0.6, 3.6),
+            sharey=True,
+            squeeze=False,
         )
-        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.set_title(f"{size} ({params / 1e6:.2f}M params)", fontsize=10)
-        ax.set_xlabel("budget (CPU-minutes)")
-    axes[0][0].set_ylabel("digit FID (lower is better)")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
+        for ax, size in zip(axes[0], sizes):
+            for lr, schedule in sorted(
+                {(r["learning_rate"], r["schedule"]) for r in rows}
+            ):
+                pts = sorted(
+                    (r["minutes"], r["fid"])
+                    for r in rows
+                    if (r["size"], r["learning_rate"], r["schedule"])
+                    == (size, lr, schedule)
+                )
+                ax.plot(
+                    *zip(*pts),
+                    marker="o",
+                    ls="-" if schedule == "cosine" else "--",
+                    label=f"lr {lr:g}, {schedule}",
+                )
+            params = next(r["params"] for r in rows if r["size"] == size)
+            ax.axhline(floor, color=ink(), lw=1, ls=":", label="floor")
+            ax.axhline(1.2 * floor, color=muted(), lw=0.8, ls=":", label="1.2 x floor")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xticks(minutes, [f"{m:g}" for m in minutes])
+            ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.set_title(f"{size}\n({params / 1e6:.2f}M params)")
+            ax.set_xlabel("CPU-minutes")
+        axes[0][0].set_ylabel("digit FID (lower is better)")
+        handles, labels = axes[0][-1].get_legend_handles_labels()
+        fig.legend(
+            handles,
+            labels,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncol=3,
+            frameon=False,
+        )
+        fig.tight_layout()
+        return fig
+
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(draw, path, themes=THEMES if path.suffix == ".svg" else ("light",))
     return path
+
+
+def figure(record: dict, path: Path) -> list[Path]:
+    """The site's figure of a run (its JSON record): the plot as light and dark SVGs at `path`."""
+    r = record["results"]
+    plot(r["rows"], r["floor"]["fid"], path)
+    return [path, path.with_name(f"{path.stem}-dark{path.suffix}")]
 
 
 def run(

@@ -652,42 +652,60 @@ def _run_config(
 
 
 def plot_loss_curve(losses: list[float], path: str | Path, window: int = 50) -> Path:
-    """Save the per-step loss and its running mean as a PNG.
+    """Save the per-step loss and its running mean as a PNG, or as SVGs for the site.
 
     Args:
         losses: Loss of every step.
-        path: Output `.png` path.
+        path: Output `.png` path (200 dpi), or `.svg`: then a light and a dark variant
+            (`x.svg`, `x-dark.svg`, see `snippets.plotting`).
         window: Width of the running mean.
 
     Returns:
-        The path written.
+        The path written (the light variant for `.svg`).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from snippets.plotting import save_figure
+
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot(range(1, len(losses) + 1), losses, lw=0.5, alpha=0.4, label="per step")
-    if len(losses) >= window:
-        t = torch.tensor(losses, dtype=torch.float64)
-        smooth = t.unfold(0, window, 1).mean(1)
+    if path.suffix not in (".png", ".svg"):
+        raise ValueError(f"path must end in .png or .svg, got {str(path)!r}")
+
+    def draw():
+        fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.plot(
-            range(window, len(losses) + 1),
-            smooth.tolist(),
-            lw=1.5,
-            label=f"mean of {window}",
+            range(1, len(losses) + 1),
+            losses,
+            lw=0.6,
+            alpha=0.5,
+            color="C0",
+            label="per step",
         )
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
+        if len(losses) >= window:
+            t = torch.tensor(losses, dtype=torch.float64)
+            smooth = t.unfold(0, window, 1).mean(1)
+            ax.plot(
+                range(window, len(losses) + 1),
+                smooth.tolist(),
+                lw=1.8,
+                color="C1",
+                label=f"mean of {window}",
+            )
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_yscale("log")
+        ax.legend()
+        fig.tight_layout()
+        return fig
+
+    if path.suffix == ".svg":
+        return save_figure(draw, path)[0]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
+    save_figure(draw, tmp, themes=("light",))
     import os
 
     os.replace(tmp, path)

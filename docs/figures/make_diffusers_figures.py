@@ -3,7 +3,7 @@
 Run from the repository root (9 minutes measured on the shared 2-core CPU, 4 of them CPU time;
 most of it the training run and the 1000-step pipelines)::
 
-    python docs/figures/make_diffusers_figures.py     # writes docs/figures/diffusers/*.png
+    python docs/figures/make_diffusers_figures.py     # writes docs/figures/diffusers/*.svg, *.png
 
 Every random draw is seeded, so a rerun on the same machine gives the same images. The training run
 is the notebook's full-mode run (``NUM_EPOCHS`` epochs of the course's loop, seed 0).
@@ -26,10 +26,12 @@ OUT = Path(__file__).resolve().parent / "diffusers"
 CHECKPOINT = ROOT / "checkpoints" / "digits"
 NUM_EPOCHS = 20  # the notebook's full mode
 TIMESTEPS = (0, 50, 100, 200, 300, 500, 700, 999)
+SCALE = 8  # 16x16 digits drawn 128x128: grids shown at half their size stay sharp on 2x screens
 
 from diffusers import DDPMPipeline, DDPMScheduler  # noqa: E402
 
 from snippets.data import load_digits, save_grid  # noqa: E402
+from snippets.plotting import save_figure  # noqa: E402
 from snippets.training import plot_loss_curve  # noqa: E402
 from snippets.unet import digits_unet2dmodel  # noqa: E402
 from snippets.with_diffusers import (  # noqa: E402
@@ -43,62 +45,75 @@ from snippets.with_diffusers import (  # noqa: E402
 )
 
 
-def _save(fig, name: str) -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / name
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def scheduler_coefficients() -> Path:
+def scheduler_coefficients() -> list[Path]:
     """sqrt(alphas_cumprod) and sqrt(1 - alphas_cumprod) of DDPMScheduler, linear vs squaredcos_cap_v2."""
-    fig, ax = plt.subplots(figsize=(7.5, 2.8), dpi=100)
-    for beta_schedule, style in (("linear", "-"), ("squaredcos_cap_v2", "--")):
-        alpha_bar = DDPMScheduler(
-            num_train_timesteps=1000, beta_schedule=beta_schedule
-        ).alphas_cumprod
-        ax.plot(
-            alpha_bar.sqrt(),
-            style,
-            color="tab:blue",
-            label=rf"$\sqrt{{\bar\alpha_t}}$ ({beta_schedule})",
+    schedules = ("linear", "squaredcos_cap_v2")
+    alpha_bars = {
+        name: DDPMScheduler(num_train_timesteps=1000, beta_schedule=name).alphas_cumprod
+        for name in schedules
+    }
+
+    def draw():
+        fig, ax = plt.subplots(figsize=(6.4, 3.0))
+        for beta_schedule, style in zip(schedules, ("-", "--")):
+            alpha_bar = alpha_bars[beta_schedule]
+            ax.plot(
+                alpha_bar.sqrt(),
+                style,
+                color="C0",
+                label=rf"$\sqrt{{\bar\alpha_t}}$ ({beta_schedule})",
+            )
+            ax.plot(
+                (1 - alpha_bar).sqrt(),
+                style,
+                color="C1",
+                label=rf"$\sqrt{{1-\bar\alpha_t}}$ ({beta_schedule})",
+            )
+        ax.set(
+            xlabel="timestep $t$", ylabel="coefficient", xlim=(0, 999), ylim=(0, 1.02)
         )
-        ax.plot(
-            (1 - alpha_bar).sqrt(),
-            style,
-            color="tab:orange",
-            label=rf"$\sqrt{{1-\bar\alpha_t}}$ ({beta_schedule})",
-        )
-    ax.set(xlabel="timestep $t$", ylabel="coefficient", xlim=(0, 999), ylim=(0, 1.02))
-    ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    ax.set_title("DDPMScheduler: signal and noise in $x_t$", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, "scheduler_coefficients.png")
+        ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_title("DDPMScheduler: signal and noise in $x_t$")
+        fig.tight_layout()
+        return fig
+
+    return save_figure(draw, OUT / "scheduler_coefficients.svg")
 
 
-def add_noise() -> Path:
+def add_noise() -> list[Path]:
     """One digit noised by scheduler.add_noise at several timesteps, one row per schedule (same noise)."""
     x0 = load_digits("test")[0][:1].expand(len(TIMESTEPS), -1, -1, -1)
     noise = torch.randn(
         x0.shape[1:], generator=torch.Generator().manual_seed(0)
     ).expand_as(x0)
     t = torch.tensor(TIMESTEPS)
-    fig, axes = plt.subplots(
-        2, len(TIMESTEPS), figsize=(1.0 * len(TIMESTEPS), 2.5), dpi=100
-    )
-    for row, beta_schedule in enumerate(("linear", "squaredcos_cap_v2")):
-        noisy = DDPMScheduler(
-            num_train_timesteps=1000, beta_schedule=beta_schedule
-        ).add_noise(x0, noise, t)
-        for col, ax in enumerate(axes[row]):
-            ax.imshow(noisy[col, 0].clamp(-1, 1), cmap="gray", vmin=-1, vmax=1)
-            ax.set_xticks([]), ax.set_yticks([])
-            if row == 0:
-                ax.set_title(f"t = {TIMESTEPS[col]}", fontsize=8)
-        axes[row, 0].set_ylabel("linear" if row == 0 else "cosine", fontsize=8)
-    fig.tight_layout()
-    return _save(fig, "add_noise.png")
+    schedules = ("linear", "squaredcos_cap_v2")
+    noisy = {
+        name: DDPMScheduler(num_train_timesteps=1000, beta_schedule=name).add_noise(
+            x0, noise, t
+        )
+        for name in schedules
+    }
+
+    def draw():
+        fig, axes = plt.subplots(2, len(TIMESTEPS), figsize=(0.8 * len(TIMESTEPS), 2.3))
+        for row, beta_schedule in enumerate(schedules):
+            for col, ax in enumerate(axes[row]):
+                ax.imshow(
+                    noisy[beta_schedule][col, 0].clamp(-1, 1),
+                    cmap="gray",
+                    vmin=-1,
+                    vmax=1,
+                )
+                ax.set_xticks([]), ax.set_yticks([])
+                ax.spines[["left", "bottom"]].set_visible(False)
+                if row == 0:
+                    ax.set_title(f"t = {TIMESTEPS[col]}", fontsize=10)
+            axes[row, 0].set_ylabel("linear" if row == 0 else "cosine")
+        fig.tight_layout()
+        return fig
+
+    return save_figure(draw, OUT / "add_noise.svg")
 
 
 def pipeline_samples() -> Path:
@@ -108,7 +123,7 @@ def pipeline_samples() -> Path:
     images = pipeline(
         batch_size=16, generator=torch.Generator().manual_seed(0), output_type="pt"
     ).images
-    return save_grid(images * 2 - 1, OUT / "pipeline_samples.png", nrow=8, scale=4)
+    return save_grid(images * 2 - 1, OUT / "pipeline_samples.png", nrow=8, scale=SCALE)
 
 
 def label_samples() -> Path:
@@ -124,7 +139,7 @@ def label_samples() -> Path:
         guidance_scale=3.0,
         generator=torch.Generator().manual_seed(0),
     )
-    return save_grid(images, OUT / "label_samples.png", nrow=8, scale=4)
+    return save_grid(images, OUT / "label_samples.png", nrow=8, scale=SCALE)
 
 
 def course_training() -> list[Path]:
@@ -148,20 +163,22 @@ def course_training() -> list[Path]:
         num_epochs=NUM_EPOCHS,
         generator=torch.Generator().manual_seed(0),
     )
-    paths = [plot_loss_curve(losses, OUT / "course_loss.png", window=23)]
+    paths = [plot_loss_curve(losses, OUT / "course_loss.svg", window=23)]
     pipeline = DDPMPipeline(unet=unet, scheduler=scheduler)
     pipeline.set_progress_bar_config(disable=True)
     images = pipeline(
         batch_size=16, generator=torch.Generator().manual_seed(0), output_type="pt"
     ).images
-    paths.append(save_grid(images * 2 - 1, OUT / "course_samples.png", nrow=8, scale=4))
+    paths.append(
+        save_grid(images * 2 - 1, OUT / "course_samples.png", nrow=8, scale=SCALE)
+    )
     return paths
 
 
 if __name__ == "__main__":
     for path in [
-        scheduler_coefficients(),
-        add_noise(),
+        *scheduler_coefficients(),
+        *add_noise(),
         pipeline_samples(),
         label_samples(),
         *course_training(),

@@ -7,7 +7,8 @@
 Analytic figures (EDM, flow paths, guidance on a 1-D mixture, schedules) take seconds. The
 guidance digits sample the shipped checkpoint (about a minute); the flow-matching digits train a
 small model with the project's UNet on the bundled digits, several minutes on a 2-core CPU (times
-are printed). Output: small PNGs in docs/figures/papers/.
+are printed). Output: SVGs in docs/figures/papers/, each in a light and a dark variant
+(`snippets.plotting`).
 """
 
 from __future__ import annotations
@@ -29,23 +30,18 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "docs" / "figures" / "papers"
 
 from snippets import edm, flow_matching, guidance  # noqa: E402
-
-plt.rcParams.update(
-    {
-        "figure.dpi": 100,
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-    }
-)
+from snippets.plotting import ink, is_dark, save_figure  # noqa: E402
 
 
-def _save(fig, name):
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"{name}.png"
-    fig.savefig(path, bbox_inches="tight", dpi=100)
-    plt.close(fig)
-    print(f"wrote {path}")
+def _save(draw, name):
+    """Draw the figure once per colour scheme: name.svg and name-dark.svg."""
+    for path in save_figure(draw, OUT / f"{name}.svg"):
+        print(f"wrote {path}")
+
+
+def _digit_cmap():
+    """Dark ink on white for the light page, white strokes on black for the dark one."""
+    return "gray" if is_dark() else "gray_r"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,30 +89,35 @@ def mixture_velocity(x, timestep):
 def fig_edm_preconditioning(fast):
     sigma = torch.logspace(-3, 2, 200)
     c_skip, c_out, c_in, c_noise = edm.edm_preconditioning(sigma, sigma_data=0.5)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.8))
-    for y, name in [
-        (c_skip, r"$c_\mathrm{skip}$"),
-        (c_out, r"$c_\mathrm{out}$"),
-        (c_in, r"$c_\mathrm{in}$"),
-    ]:
-        a.plot(sigma, y, label=name)
-    a.set(
-        xscale="log",
-        xlabel=r"$\sigma$",
-        title=r"EDM preconditioning, $\sigma_\mathrm{data}=0.5$",
-    )
-    a.legend()
-    for rho in (1.0, 3.0, 7.0):
-        s = edm.karras_sigmas(18, rho=rho)[:-1]
-        b.plot(range(18), s, "o-", ms=3, label=rf"$\rho={rho:g}$")
-    b.set(
-        yscale="log",
-        xlabel="step $i$",
-        ylabel=r"$\sigma_i$",
-        title="Eq. 5 time steps, N = 18",
-    )
-    b.legend()
-    _save(fig, "edm_preconditioning")
+    steps = {rho: edm.karras_sigmas(18, rho=rho)[:-1] for rho in (1.0, 3.0, 7.0)}
+
+    def draw():
+        fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.0))
+        for y, name in [
+            (c_skip, r"$c_\mathrm{skip}$"),
+            (c_out, r"$c_\mathrm{out}$"),
+            (c_in, r"$c_\mathrm{in}$"),
+        ]:
+            a.plot(sigma, y, label=name)
+        a.set(
+            xscale="log",
+            xlabel=r"$\sigma$",
+            title=r"EDM preconditioning, $\sigma_\mathrm{data}=0.5$",
+        )
+        a.legend()
+        for rho, s in steps.items():
+            b.plot(range(18), s, "o-", ms=3, label=rf"$\rho={rho:g}$")
+        b.set(
+            yscale="log",
+            xlabel="step $i$",
+            ylabel=r"$\sigma_i$",
+            title="Eq. 5 time steps, N = 18",
+        )
+        b.legend()
+        fig.tight_layout()
+        return fig
+
+    _save(draw, "edm_preconditioning")
 
 
 def fig_edm_sampler(fast):
@@ -132,24 +133,32 @@ def fig_edm_sampler(fast):
         ("Euler", 35, False),
         ("Heun", 18, True),
     ]
-    fig, axes = plt.subplots(1, len(runs), figsize=(11, 2.6), sharey=True)
-    for ax, (name, n, heun) in zip(axes, runs):
-        x = edm.edm_sample(
-            mixture_denoiser, noise, edm.karras_sigmas(n), second_order=heun
-        )
-        nfe = 2 * n - 1 if heun else n
-        err = (x - reference).abs().mean().item()
-        ax.hist(
-            x.flatten().numpy(),
-            bins=120,
-            range=(-1.8, 1.8),
-            density=True,
-            color="tab:purple",
-            alpha=0.7,
-        )
-        ax.plot(xs, mixture_density(xs), "k", lw=1)
-        ax.set(title=f"{name}, N={n}, {nfe} NFE\nerror {err:.3f}", xlabel="$x$")
-    _save(fig, "edm_sampler")
+    samples = [
+        edm.edm_sample(mixture_denoiser, noise, edm.karras_sigmas(n), second_order=heun)
+        for _, n, heun in runs
+    ]
+
+    def draw():
+        fig, axes = plt.subplots(2, 2, figsize=(8, 5.4), sharey=True, sharex=True)
+        for ax, (name, n, heun), x in zip(axes.flat, runs, samples):
+            nfe = 2 * n - 1 if heun else n
+            err = (x - reference).abs().mean().item()
+            ax.hist(
+                x.flatten().numpy(),
+                bins=120,
+                range=(-1.8, 1.8),
+                density=True,
+                color="C4",
+                alpha=0.7,
+            )
+            ax.plot(xs, mixture_density(xs), color=ink(), lw=1)
+            ax.set_title(f"{name}, N={n}, {nfe} NFE, error {err:.3f}")
+        for ax in axes[1]:
+            ax.set_xlabel("$x$")
+        fig.tight_layout()
+        return fig
+
+    _save(draw, "edm_sampler")
 
 
 def fig_flow_paths(fast):
@@ -158,32 +167,42 @@ def fig_flow_paths(fast):
     data = (MEANS[k].float() + STD * torch.randn(14, generator=g)).reshape(-1, 1, 1, 1)
     noise = torch.randn(14, 1, 1, 1, generator=g)
     ts = torch.linspace(0, 1, 50)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8.5, 3), sharey=True)
-    for i in range(14):
-        path = [
+    paths = [
+        [
             flow_matching.flow_path(
                 data[i : i + 1], noise[i : i + 1], t.reshape(1)
             ).item()
             for t in ts
         ]
-        a.plot(ts, path, color="tab:purple", lw=0.8)
-    a.set(
-        title="conditional paths (training pairs)",
-        xlabel="$t$  (diffusers: 1 = noise)",
-        ylabel="$x_t$",
-    )
+        for i in range(14)
+    ]
     start = torch.linspace(-2.2, 2.2, 25).reshape(-1, 1, 1, 1)
     traj = [start] + list(
         flow_matching.flow_sample_progressive(mixture_velocity, start, 60)
     )
     sig, _ = flow_matching.flow_match_sigmas(60)
-    b.plot(sig, torch.stack([x.flatten() for x in traj]), color="tab:orange", lw=0.8)
-    b.set(title="marginal ODE, exact velocity, Euler", xlabel="$t$")
-    for ax in (a, b):
-        ax.invert_xaxis()
-        top = ax.secondary_xaxis("top", functions=(lambda t: 1 - t, lambda t: 1 - t))
-        top.set_xlabel("paper time (Lipman, Liu: 1 = data)")
-    _save(fig, "flow_paths")
+
+    def draw():
+        fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
+        for path in paths:
+            a.plot(ts, path, color="C4", lw=0.8)
+        a.set(
+            title="conditional paths (training pairs)",
+            xlabel="$t$  (diffusers: 1 = noise)",
+            ylabel="$x_t$",
+        )
+        b.plot(sig, torch.stack([x.flatten() for x in traj]), color="C1", lw=0.8)
+        b.set(title="marginal ODE, exact velocity, Euler", xlabel="$t$")
+        for ax in (a, b):
+            ax.invert_xaxis()
+            top = ax.secondary_xaxis(
+                "top", functions=(lambda t: 1 - t, lambda t: 1 - t)
+            )
+            top.set_xlabel("paper time (Lipman, Liu: 1 = data)")
+        fig.tight_layout()
+        return fig
+
+    _save(draw, "flow_paths")
 
 
 def fig_cfg_toy(fast):
@@ -192,30 +211,45 @@ def fig_cfg_toy(fast):
     labels = torch.full((n,), 1)  # the middle component, squeezed between the other two
     xs = torch.linspace(-1.8, 1.8, 400, dtype=torch.float64)
     scales = [0.0, 1.0, 3.0, 7.0]
-    fig, axes = plt.subplots(1, len(scales), figsize=(10, 2.4), sharey=True)
-    for ax, s in zip(axes, scales):
-        guided = guidance.cfg_model(mixture_denoiser, labels, s, null_label=3)
-        x = edm.edm_sample(guided, noise, edm.karras_sigmas(32))
-        ax.hist(
-            x.flatten().numpy(),
-            bins=120,
-            range=(-1.8, 1.8),
-            density=True,
-            color="tab:green",
-            alpha=0.7,
+    samples = [
+        edm.edm_sample(
+            guidance.cfg_model(mixture_denoiser, labels, s, null_label=3),
+            noise,
+            edm.karras_sigmas(32),
         )
-        ax.plot(
-            xs,
-            torch.exp(-0.5 * ((xs - MEANS[1]) / STD) ** 2)
-            / (STD * math.sqrt(2 * math.pi)),
-            "k",
-            lw=0.8,
-            label="class 1",
-        )
-        ax.plot(xs, mixture_density(xs), "k:", lw=0.8, label="all classes")
-        ax.set(title=f"$s = {s:g}$  ($w = {s - 1:g}$)", xlabel="$x$", ylim=(0, 8))
-    axes[0].legend(loc="upper left", frameon=False)
-    _save(fig, "cfg_toy")
+        for s in scales
+    ]
+
+    def draw():
+        fig, axes = plt.subplots(2, 2, figsize=(8, 5.2), sharey=True, sharex=True)
+        for ax, s, x in zip(axes.flat, scales, samples):
+            ax.hist(
+                x.flatten().numpy(),
+                bins=120,
+                range=(-1.8, 1.8),
+                density=True,
+                color="C2",
+                alpha=0.7,
+            )
+            ax.plot(
+                xs,
+                torch.exp(-0.5 * ((xs - MEANS[1]) / STD) ** 2)
+                / (STD * math.sqrt(2 * math.pi)),
+                color=ink(),
+                lw=0.8,
+                label="class 1",
+            )
+            ax.plot(
+                xs, mixture_density(xs), ":", color=ink(), lw=0.8, label="all classes"
+            )
+            ax.set(title=f"$s = {s:g}$  ($w = {s - 1:g}$)", ylim=(0, 8))
+        for ax in axes[1]:
+            ax.set_xlabel("$x$")
+        axes[0, 0].legend(loc="upper left", frameon=False)
+        fig.tight_layout()
+        return fig
+
+    _save(draw, "cfg_toy")
 
 
 def fig_cfg_digits(fast):
@@ -246,10 +280,8 @@ def fig_cfg_digits(fast):
     classifier = load_classifier()
     scales = [0.0, 1.0, 3.0, 7.0]
     names = {0.0: "unconditional", 1.0: "conditional, no guidance"}
-    fig, axes = plt.subplots(
-        1, len(scales), figsize=(2.0 * len(scales) * shown / 6 + 0.6, 4.4)
-    )
-    for ax, s in zip(axes, scales):
+    panels = []  # (scale, grid image, accuracy, metrics) per scale
+    for s in scales:
         t0 = time.time()
         model = guidance.cfg_model(
             digits.model, labels, s, null_label=digits.num_classes
@@ -269,32 +301,42 @@ def fig_cfg_digits(fast):
         grid = F.pad(
             x.reshape(10, per_class, 16, 16)[:, :shown], (1, 1, 1, 1), value=0.0
         )
-        ax.imshow(
-            grid.permute(0, 2, 1, 3).reshape(10 * 18, shown * 18),
-            cmap="gray_r",
-            vmin=-1,
-            vmax=1,
+        panels.append(
+            (
+                s,
+                grid.permute(0, 2, 1, 3).reshape(10 * 18, shown * 18),
+                accuracy,
+                metrics,
+            )
         )
-        ax.set_title(
-            f"$s = {s:g}$  ($w = {s - 1:g}$)\n{names.get(s, 'guided')}", fontsize=9
+
+    def draw():
+        fig, axes = plt.subplots(
+            1, len(scales), figsize=(1.9 * len(scales) * shown / 6 + 0.6, 5.0)
         )
-        ax.set_xlabel(
-            f"read as label: {accuracy:.0%}\nconfidence {metrics['confidence']:.3f}\n"
-            f"digit FID {metrics['fid']:.1f}",
-            fontsize=8,
+        for ax, (s, image, accuracy, metrics) in zip(axes, panels):
+            ax.imshow(image, cmap=_digit_cmap(), vmin=-1, vmax=1)
+            ax.set_title(f"$s = {s:g}$  ($w = {s - 1:g}$)\n{names.get(s, 'guided')}")
+            ax.set_xlabel(
+                f"read as label: {accuracy:.0%}\nconfidence {metrics['confidence']:.3f}\n"
+                f"digit FID {metrics['fid']:.1f}"
+            )
+            ax.set_xticks([])
+            ax.set_yticks(
+                [9 + 18 * k for k in range(10)],
+                [str(k) for k in range(10)] if ax is axes[0] else [],
+            )
+            ax.tick_params(length=0)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        fig.suptitle(
+            f"shipped digits model, DPM-Solver++(2M) {steps} steps, same $x_T$ in every\n"
+            f"group (metrics over {per_class} samples per class)"
         )
-        ax.set_xticks([])
-        ax.set_yticks(
-            [9 + 18 * k for k in range(10)],
-            [str(k) for k in range(10)] if ax is axes[0] else [],
-        )
-        ax.tick_params(length=0)
-    fig.suptitle(
-        f"shipped digits model, DPM-Solver++(2M) {steps} steps, same $x_T$ in every group "
-        f"(metrics over {per_class} samples per class)",
-        fontsize=9,
-    )
-    _save(fig, "cfg_digits")
+        fig.tight_layout()
+        return fig
+
+    _save(draw, "cfg_digits")
 
 
 def fig_flow_digits(fast):
@@ -327,48 +369,68 @@ def fig_flow_digits(fast):
     model.eval()
     noise = torch.randn(10, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     step_counts = [1, 2, 4, 8, 16, 32]
-    fig, axes = plt.subplots(len(step_counts), 1, figsize=(6, 0.75 * len(step_counts)))
     with torch.no_grad():
-        for ax, n in zip(axes, step_counts):
-            x = flow_matching.flow_sample(model, noise, n).clamp(-1, 1)
-            ax.imshow(
-                torch.cat(list(x[:, 0]), dim=1).numpy(), cmap="gray_r", vmin=-1, vmax=1
-            )
+        rows = [
+            torch.cat(
+                list(flow_matching.flow_sample(model, noise, n).clamp(-1, 1)[:, 0]),
+                dim=1,
+            ).numpy()
+            for n in step_counts
+        ]
+
+    def draw():
+        fig, axes = plt.subplots(
+            len(step_counts), 1, figsize=(6, 0.75 * len(step_counts))
+        )
+        for ax, n, row in zip(axes, step_counts, rows):
+            ax.imshow(row, cmap=_digit_cmap(), vmin=-1, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
+            ax.spines[["left", "bottom"]].set_visible(False)
             ax.set_ylabel(
                 f"{n} step{'s' * (n > 1)}", rotation=0, ha="right", va="center"
             )
-    fig.suptitle(
-        f"flow matching on the digits: same noise, Euler ({steps} training steps)",
-        fontsize=9,
-    )
-    _save(fig, "flow_digits")
+        fig.suptitle(
+            f"flow matching on the digits: same noise, Euler\n({steps} training steps)"
+        )
+        fig.tight_layout()
+        return fig
+
+    _save(draw, "flow_digits")
 
 
 def fig_schedules(fast):
     """Improved DDPM Fig. 5 and the notation page: alpha_bar and log-SNR of the named schedules."""
     from snippets.schedules import NoiseSchedule, snr
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.8))
+    alpha_bars = {}
     for name in ("linear", "cosine", "scaled_linear", "sigmoid"):
         kwargs = (
             dict(beta_start=0.00085, beta_end=0.012) if name == "scaled_linear" else {}
         )
-        alpha_bar = NoiseSchedule.from_name(name, **kwargs).alpha_bar
-        t = torch.arange(len(alpha_bar)) / len(alpha_bar)
-        a.plot(t, alpha_bar, label=name)
-        b.plot(t, snr(alpha_bar).log(), label=name)
-    a.set(
-        xlabel="$t / T$", ylabel=r"$\bar\alpha_t$", title=r"$\bar\alpha_t$ (T = 1000)"
-    )
-    b.set(
-        xlabel="$t / T$",
-        ylabel=r"$\lambda_t = \log \mathrm{SNR}$",
-        title="log signal-to-noise ratio",
-    )
-    a.legend(frameon=False)
-    _save(fig, "schedules")
+        alpha_bars[name] = NoiseSchedule.from_name(name, **kwargs).alpha_bar
+
+    def draw():
+        fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.0))
+        for name, alpha_bar in alpha_bars.items():
+            t = torch.arange(len(alpha_bar)) / len(alpha_bar)
+            a.plot(t, alpha_bar, label=name)
+            b.plot(t, snr(alpha_bar).log(), label=name)
+        a.set(
+            xlabel="$t / T$",
+            ylabel=r"$\bar\alpha_t$",
+            title=r"$\bar\alpha_t$ (T = 1000)",
+        )
+        b.set(
+            xlabel="$t / T$",
+            ylabel=r"$\lambda_t = \log \mathrm{SNR}$",
+            title="log signal-to-noise ratio",
+        )
+        a.legend(frameon=False)
+        fig.tight_layout()
+        return fig
+
+    _save(draw, "schedules")
 
 
 def fig_ddpm_forward(fast):
@@ -380,17 +442,31 @@ def fig_ddpm_forward(fast):
     x0 = load_digits("train")[0][:1]
     ts = [0, 50, 100, 250, 500, 750, 999]
     noise = torch.randn(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    fig, axes = plt.subplots(2, len(ts), figsize=(7, 2.3))
-    for row, name in enumerate(("linear", "cosine")):
-        alpha_bar = NoiseSchedule.from_name(name).alpha_bar
-        for col, t in enumerate(ts):
-            x_t = q_sample(x0, torch.tensor([t]), alpha_bar, noise=noise)
-            axes[row, col].imshow(x_t[0, 0], cmap="gray_r", vmin=-2, vmax=2)
-            axes[row, col].set_xticks([])
-            axes[row, col].set_yticks([])
-            axes[0, col].set_title(f"t = {t}")
-        axes[row, 0].set_ylabel(name)
-    _save(fig, "ddpm_forward")
+    names = ("linear", "cosine")
+    images = {
+        (name, t): q_sample(
+            x0, torch.tensor([t]), NoiseSchedule.from_name(name).alpha_bar, noise=noise
+        )[0, 0]
+        for name in names
+        for t in ts
+    }
+
+    def draw():
+        fig, axes = plt.subplots(2, len(ts), figsize=(7, 2.5))
+        for row, name in enumerate(names):
+            for col, t in enumerate(ts):
+                axes[row, col].imshow(
+                    images[name, t], cmap=_digit_cmap(), vmin=-2, vmax=2
+                )
+                axes[row, col].set_xticks([])
+                axes[row, col].set_yticks([])
+                axes[row, col].spines[["left", "bottom"]].set_visible(False)
+                axes[0, col].set_title(f"t = {t}")
+            axes[row, 0].set_ylabel(name)
+        fig.tight_layout()
+        return fig
+
+    _save(draw, "ddpm_forward")
 
 
 def _mixture_eps_model(alpha_bar):
@@ -415,10 +491,9 @@ def fig_samplers(fast):
     x_T = torch.randn(n, 1, 1, 1, generator=torch.Generator().manual_seed(0))
     xs = torch.linspace(-1.8, 1.8, 400, dtype=torch.float64)
     runs = [("ddpm", 1000), ("ddpm", 20), ("ddim", 20), ("ddim", 5)]
-    fig, axes = plt.subplots(1, len(runs), figsize=(11, 2.4), sharey=True)
-    for ax, (name, steps) in zip(axes, runs):
-        # no clipping of x0_hat: the mixture reaches beyond [-1, 1]
-        x = SAMPLERS[name](
+    # no clipping of x0_hat: the mixture reaches beyond [-1, 1]
+    samples = [
+        SAMPLERS[name](
             model,
             x_T,
             schedule,
@@ -426,17 +501,28 @@ def fig_samplers(fast):
             generator=torch.Generator().manual_seed(1),
             clip_sample=False,
         )
-        ax.hist(
-            x.flatten().numpy(),
-            bins=120,
-            range=(-1.8, 1.8),
-            density=True,
-            color="tab:blue",
-            alpha=0.7,
-        )
-        ax.plot(xs, mixture_density(xs), "k", lw=1)
-        ax.set(title=f"{name.upper()}, {steps} steps", xlabel="$x_0$")
-    _save(fig, "samplers")
+        for name, steps in runs
+    ]
+
+    def draw():
+        fig, axes = plt.subplots(2, 2, figsize=(8, 5.2), sharey=True, sharex=True)
+        for ax, (name, steps), x in zip(axes.flat, runs, samples):
+            ax.hist(
+                x.flatten().numpy(),
+                bins=120,
+                range=(-1.8, 1.8),
+                density=True,
+                color="C0",
+                alpha=0.7,
+            )
+            ax.plot(xs, mixture_density(xs), color=ink(), lw=1)
+            ax.set_title(f"{name.upper()}, {steps} steps")
+        for ax in axes[1]:
+            ax.set_xlabel("$x_0$")
+        fig.tight_layout()
+        return fig
+
+    _save(draw, "samplers")
 
 
 def fig_v_prediction(fast):
@@ -449,9 +535,7 @@ def fig_v_prediction(fast):
         torch.ones(1, 1, 1, 1),
         torch.ones(1, 1, 1, 1),
     )  # the two axes of the plane
-    fig, ax = plt.subplots(figsize=(3.6, 3.6))
     phis = torch.linspace(0, math.pi / 2, 50)
-    ax.plot(phis.cos(), phis.sin(), "k:", lw=0.8)
     t = torch.tensor([400])
     ab = alpha_bar[t].item()
     # coordinates (x0-component, eps-component) of each quantity
@@ -463,29 +547,35 @@ def fig_v_prediction(fast):
         ).item(),  # -sqrt(1 - ab)
         training_target(x0 * 0, eps, t, alpha_bar, "v_prediction").item(),
     )  # sqrt(ab)
-    for vec, label, color in [
-        ((1, 0), "$x_0$", "tab:blue"),
-        ((0, 1), r"$\epsilon$", "tab:orange"),
-        (x_t, "$x_t$", "k"),
-        (v, "$v_t$", "tab:red"),
-    ]:
-        ax.annotate(
-            "",
-            xy=vec,
-            xytext=(0, 0),
-            arrowprops=dict(arrowstyle="->", color=color, lw=1.5),
+
+    def draw():
+        fig, ax = plt.subplots(figsize=(4.0, 3.8))
+        ax.plot(phis.cos(), phis.sin(), ":", color=ink(), lw=0.8)
+        for vec, label, color in [
+            ((1, 0), "$x_0$", "C0"),
+            ((0, 1), r"$\epsilon$", "C1"),
+            (x_t, "$x_t$", ink()),
+            (v, "$v_t$", "C3"),
+        ]:
+            ax.annotate(
+                "",
+                xy=vec,
+                xytext=(0, 0),
+                arrowprops=dict(arrowstyle="->", color=color, lw=1.5),
+            )
+            ax.text(vec[0] * 1.08, vec[1] * 1.08, label, color=color, fontsize=13)
+        ax.text(0.25, 0.08, r"$\phi_t$", fontsize=12)
+        ax.set(
+            xlim=(-0.9, 1.25),
+            ylim=(-0.1, 1.25),
+            aspect="equal",
+            xlabel="data direction",
+            ylabel="noise direction",
+            title=f"t = {t.item()} of the cosine schedule",
         )
-        ax.text(vec[0] * 1.08, vec[1] * 1.08, label, color=color, fontsize=11)
-    ax.text(0.25, 0.08, r"$\phi_t$", fontsize=10)
-    ax.set(
-        xlim=(-0.9, 1.25),
-        ylim=(-0.1, 1.25),
-        aspect="equal",
-        xlabel="data direction",
-        ylabel="noise direction",
-        title=f"t = {t.item()} of the cosine schedule",
-    )
-    _save(fig, "v_prediction")
+        return fig
+
+    _save(draw, "v_prediction")
 
 
 # ---------------------------------------------------------------------------------------------

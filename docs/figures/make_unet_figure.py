@@ -21,16 +21,26 @@ from matplotlib.patches import FancyBboxPatch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from snippets.plotting import rc  # noqa: E402
 from snippets.unet import DIGITS_CONFIG, SelfAttention, UNet, parameter_table  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "unet_digits.svg"
+# Pastel boxes with dark text and mid-grey connectors: legible on the light and the dark page
+# alike, so one file serves both colour schemes (transparent background).
 COLORS = {
     "down": "#d1c4e9",
     "mid": "#ffe082",
     "up": "#b2dfdb",
-    "io": "#eeeeee",
+    "io": "#e0e0e0",
     "time": "#ffccbc",
 }
+TEXT = "#212121"
+EDGE = "#616161"
+ARROW = "#8c8c8c"
+SKIP = "#9575cd"
+# Drawn in inches (1 data unit = 1 inch = 72 SVG units). 5.2 in wide, shown on a 390 px phone
+# (358 px of content) the 12 pt labels are 11.5 CSS px; on a desktop the page shows it wider.
+WIDTH, FONT = 5.2, 12
 
 
 def markdown_table(model: UNet) -> str:
@@ -46,11 +56,9 @@ def label(name: str, block, channels: int, side: int, count: int) -> str:
     """The text of a block's box: its name, layers, width, resolution and parameter count."""
     attention = any(isinstance(m, SelfAttention) for m in block.modules())
     if name == "mid_block":
-        layers = "ResBlock, attention, ResBlock" if attention else "ResBlock x2"
+        layers = "ResBlock, attn, ResBlock" if attention else "ResBlock x2"
     else:
-        layers = f"ResBlock x{len(block.resnets)}" + (
-            " + attention" if attention else ""
-        )
+        layers = f"ResBlock x{len(block.resnets)}" + (", attn" if attention else "")
     lines = [name, layers, f"{channels} ch, {side}x{side}"]
     if getattr(block, "downsample", None) is not None:
         lines.append("then downsample")
@@ -60,156 +68,183 @@ def label(name: str, block, channels: int, side: int, count: int) -> str:
     return "\n".join(lines)
 
 
-def box(ax, x, y, w, h, text, color):
+def box(ax, x, y, w, h, text, color, fontsize=FONT):
     ax.add_patch(
         FancyBboxPatch(
             (x - w / 2, y - h / 2),
             w,
             h,
-            boxstyle="round,pad=0.02,rounding_size=0.08",
+            boxstyle="round,pad=0,rounding_size=0.08",
             facecolor=color,
-            edgecolor="#424242",
+            edgecolor=EDGE,
             linewidth=1.0,
         )
     )
-    ax.text(x, y, text, ha="center", va="center", fontsize=8.5, linespacing=1.35)
+    ax.text(
+        x,
+        y,
+        text,
+        ha="center",
+        va="center",
+        fontsize=fontsize,
+        linespacing=1.3,
+        color=TEXT,
+    )
 
 
-def arrow(ax, start, end, style="-|>", color="#424242", **kw):
+def arrow(ax, start, end, color=ARROW, **kw):
     ax.annotate(
         "",
         xy=end,
         xytext=start,
         arrowprops=dict(
-            arrowstyle=style, color=color, lw=1.2, shrinkA=0, shrinkB=0, **kw
+            arrowstyle="-|>", color=color, lw=1.4, shrinkA=0, shrinkB=0, **kw
         ),
     )
 
 
 def draw(model: UNet, path: Path) -> None:
+    """A vertical U: the down path on the left, the up path on the right, skips across."""
     cfg = model.config
     levels, side = len(cfg["channels"]), cfg["sample_size"]
     counts = dict(parameter_table(model))
-    dx, dy, w, h = 2.2, 1.75, 2.8, 1.35
-    x_down = [i * dx for i in range(levels)]
-    x_up = [(2 * levels - i) * dx for i in range(levels)]
-    y = [-i * dy for i in range(levels)]
-    x_mid, y_mid = levels * dx, -levels * dy
+    w, h, gap = 2.05, 1.3, 0.42  # box width and height, vertical gap (inches)
+    x_left, x_right = 0.05 + w / 2, WIDTH - 0.05 - w / 2
+    c_in, c_out, c0 = cfg["in_channels"], cfg["out_channels"], cfg["channels"][0]
+    emb_dim = model.time_embedding.linear_2.out_features
 
-    fig, ax = plt.subplots(figsize=(10, 6.4))
-    for i in range(levels):
-        res, ch = side // 2**i, cfg["channels"][i]
-        down, j = (
-            model.down_blocks[i],
-            levels - 1 - i,
-        )  # up_blocks are built lowest level first
-        up = model.up_blocks[j]
+    y_time, h_time = 0.0, 1.0
+    h_io = 1.15
+    y_io = y_time - h_time / 2 - gap - h_io / 2
+    y_level = [y_io - h_io / 2 - gap - h / 2 - i * (h + gap) for i in range(levels)]
+    y_mid = y_level[-1] - h - gap
+    height = (y_time + h_time / 2) - (y_mid - h / 2) + 0.1
+
+    with plt.rc_context(rc("light")):
+        fig = plt.figure(figsize=(WIDTH, height))
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.set_xlim(0, WIDTH)
+        ax.set_ylim(y_mid - h / 2 - 0.05, y_time + h_time / 2 + 0.05)
+        ax.axis("off")
+
         box(
             ax,
-            x_down[i],
-            y[i],
-            w,
-            h,
-            label(f"down_blocks.{i}", down, ch, res, counts[f"down_blocks.{i}"]),
-            COLORS["down"],
+            WIDTH / 2,
+            y_time,
+            WIDTH - 0.1,
+            h_time,
+            f"t -> sinusoids ({c0}) -> MLP -> e_t ({emb_dim})\n"
+            f"{counts['time_embedding']:,} params; e_t enters every ResBlock\n"
+            f"UNet(**DIGITS_CONFIG): {sum(counts.values()):,} params",
+            COLORS["time"],
         )
         box(
             ax,
-            x_up[i],
-            y[i],
+            x_left,
+            y_io,
             w,
-            h,
-            label(f"up_blocks.{j}", up, ch, res, counts[f"up_blocks.{j}"]),
-            COLORS["up"],
+            h_io,
+            f"x_t: {c_in}x{side}x{side}\nconv_in 3x3\n-> {c0} ch",
+            COLORS["io"],
         )
-        n_skips = len(up.resnets)
-        arrow(
+        box(
             ax,
-            (x_down[i] + w / 2, y[i] + 0.12),
-            (x_up[i] - w / 2, y[i] + 0.12),
-            color="#7e57c2",
-            linestyle="--",
+            x_right,
+            y_io,
+            w,
+            h_io,
+            f"GroupNorm, SiLU\nconv_out 3x3\n-> {c_out}x{side}x{side}\n(zero-init)",
+            COLORS["io"],
         )
-        ax.text(
-            (x_down[i] + x_up[i]) / 2,
-            y[i] + 0.2,
-            f"{n_skips} skips",
-            ha="center",
-            va="bottom",
-            fontsize=8,
-            color="#5e35b1",
-        )
-        if i < levels - 1:
+        arrow(ax, (x_left, y_io - h_io / 2), (x_left, y_level[0] + h / 2))
+        arrow(ax, (x_right, y_level[0] + h / 2), (x_right, y_io - h_io / 2))
+        for i in range(levels):
+            res, ch = side // 2**i, cfg["channels"][i]
+            down, j = model.down_blocks[i], levels - 1 - i  # up_blocks: lowest first
+            up = model.up_blocks[j]
+            box(
+                ax,
+                x_left,
+                y_level[i],
+                w,
+                h,
+                label(f"down_blocks.{i}", down, ch, res, counts[f"down_blocks.{i}"]),
+                COLORS["down"],
+            )
+            box(
+                ax,
+                x_right,
+                y_level[i],
+                w,
+                h,
+                label(f"up_blocks.{j}", up, ch, res, counts[f"up_blocks.{j}"]),
+                COLORS["up"],
+            )
             arrow(
                 ax,
-                (x_down[i] + 0.3, y[i] - h / 2),
-                (x_down[i + 1] - 0.3, y[i + 1] + h / 2),
+                (x_left + w / 2, y_level[i] - 0.3),
+                (x_right - w / 2, y_level[i] - 0.3),
+                color=SKIP,
+                linestyle="--",
             )
-            arrow(
-                ax, (x_up[i + 1] + 0.3, y[i + 1] + h / 2), (x_up[i] - 0.3, y[i] - h / 2)
+            ax.text(
+                WIDTH / 2,
+                y_level[i] + 0.02,
+                f"{len(up.resnets)}\nskips",
+                ha="center",
+                va="center",
+                fontsize=FONT,
+                linespacing=1.1,
+                color=TEXT,
+                bbox=dict(
+                    boxstyle="round,pad=0.15",
+                    facecolor=COLORS["down"],
+                    edgecolor=SKIP,
+                ),
             )
-    low = side // 2 ** (levels - 1)
-    mid_text = label(
-        "mid_block", model.mid_block, cfg["channels"][-1], low, counts["mid_block"]
-    )
-    box(ax, x_mid, y_mid, w + 0.6, h, mid_text, COLORS["mid"])
-    arrow(ax, (x_down[-1] + 0.3, y[-1] - h / 2), (x_mid - 0.5, y_mid + h / 2))
-    arrow(ax, (x_mid + 0.5, y_mid + h / 2), (x_up[-1] - 0.3, y[-1] - h / 2))
-
-    # input and output
-    c_in, c_out, c0 = cfg["in_channels"], cfg["out_channels"], cfg["channels"][0]
-    box(
-        ax,
-        x_down[0],
-        1.5,
-        w + 0.3,
-        0.75,
-        f"x_t: {c_in}x{side}x{side}\nconv_in 3x3 -> {c0} ch",
-        COLORS["io"],
-    )
-    arrow(ax, (x_down[0], 1.5 - 0.35), (x_down[0], y[0] + h / 2))
-    box(
-        ax,
-        x_up[0],
-        1.5,
-        w + 0.7,
-        0.75,
-        f"GroupNorm, SiLU, conv_out 3x3\n-> {c_out}x{side}x{side} (zero-init)",
-        COLORS["io"],
-    )
-    arrow(ax, (x_up[0], y[0] + h / 2), (x_up[0], 1.5 - 0.35))
-    # time embedding
-    emb_dim = model.time_embedding.linear_2.out_features
-    box(
-        ax,
-        x_mid,
-        1.5,
-        4.8,
-        0.75,
-        f"t -> sinusoids ({c0}) -> MLP -> e_t ({emb_dim})\n"
-        f"{counts['time_embedding']:,} params; e_t enters every ResBlock",
-        COLORS["time"],
-    )
-    arrow(ax, (x_mid, 1.5 - 0.375), (x_mid, 0.85), color="#e64a19")
-
-    ax.set_title(
-        f"UNet(**DIGITS_CONFIG): {sum(counts.values()):,} parameters", fontsize=11
-    )
-    ax.set_xlim(x_down[0] - w / 2 - 0.35, x_up[0] + w / 2 + 0.55)
-    ax.set_ylim(y_mid - h / 2 - 0.2, 2.0)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    fig.tight_layout()
-    plt.rcParams["svg.hashsalt"] = (
-        "unet"  # stable ids: the file only changes when the figure does
-    )
-    fig.savefig(
-        path,
-        bbox_inches="tight",
-        pad_inches=0.05,
-        metadata={"Date": None, "Creator": None} if path.suffix == ".svg" else None,
-    )
-    plt.close(fig)
+            if i < levels - 1:
+                arrow(
+                    ax, (x_left, y_level[i] - h / 2), (x_left, y_level[i + 1] + h / 2)
+                )
+                arrow(
+                    ax,
+                    (x_right, y_level[i + 1] + h / 2),
+                    (x_right, y_level[i] - h / 2),
+                )
+        low = side // 2 ** (levels - 1)
+        box(
+            ax,
+            WIDTH / 2,
+            y_mid,
+            w + 0.3,
+            h,
+            label(
+                "mid_block",
+                model.mid_block,
+                cfg["channels"][-1],
+                low,
+                counts["mid_block"],
+            ),
+            COLORS["mid"],
+        )
+        arrow(
+            ax,
+            (x_left, y_level[-1] - h / 2),
+            (WIDTH / 2 - (w + 0.3) / 2 + 0.05, y_mid + 0.2),
+            connectionstyle="angle,angleA=-90,angleB=0",
+        )
+        arrow(
+            ax,
+            (WIDTH / 2 + (w + 0.3) / 2 - 0.05, y_mid + 0.2),
+            (x_right, y_level[-1] - h / 2),
+            connectionstyle="angle,angleA=0,angleB=-90",
+        )
+        fig.savefig(
+            path,
+            bbox_inches=None,
+            metadata={"Date": None, "Creator": None} if path.suffix == ".svg" else None,
+        )
+        plt.close(fig)
 
 
 if __name__ == "__main__":
