@@ -889,16 +889,16 @@ def generate(
         )
     cfg = model.config
     device = next(model.parameters()).device
-    # 1. x_T ~ N(0, I) for all n images, drawn on the CPU so that a seed gives the same images on
-    #    any device
+    # 1. x_T ~ N(0, I) for all n images, drawn on the CPU so that a seed gives the
+    #    same images on any device
     x_T = torch.randn(
         (n, cfg["out_channels"], cfg["sample_size"], cfg["sample_size"]),
         generator=generator,
     )
     labels = None if class_labels is None else class_labels.to(device)
 
-    # 2. the network as a plain model(x_t, t), guided if class-conditional, called on at most
-    #    batch_size images at a time
+    # 2. the network as a plain model(x_t, t), guided if class-conditional, called on
+    #    at most batch_size images at a time
     def net(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         outputs = []
         for start in range(0, x.shape[0], batch_size):
@@ -911,8 +911,9 @@ def generate(
             outputs.append(chunk_model(x[chunk], t.expand(x.shape[0])[chunk]))
         return torch.cat(outputs)
 
-    # 3. run the sampler from x_T to x_0 on all n images together: its noise is drawn for the
-    #    whole set at each step, so batch_size changes how the network is called, never the images
+    # 3. run the sampler from x_T to x_0 on all n images together: its noise is drawn
+    #    for the whole set at each step, so batch_size changes how the network is
+    #    called, never the images
     return SAMPLERS[sampler](
         net,
         x_T.to(device),
