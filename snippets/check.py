@@ -260,7 +260,7 @@ def tensor(
     name: str,
     value: Any,
     *,
-    dtype: str | None = "float",
+    dtype: str | torch.dtype | None = "float",
     ndim: int | None = None,
     shape: Sequence[int | None] | None = None,
     finite: bool = True,
@@ -274,7 +274,8 @@ def tensor(
     Args:
         name: The argument's name, for the message.
         value: The tensor.
-        dtype: `"float"`, `"int"` (no bool), `"bool"`, `"real"` (float or int) or `None` (any).
+        dtype: `"float"`, `"int"` (no bool), `"bool"`, `"real"` (float or int), an exact
+            `torch.dtype` (e.g. the dtype of a layer's weights) or `None` (any).
         ndim: Required number of dimensions.
         shape: Required shape; `None` entries match any size.
         finite: Reject NaN and ±inf (floating tensors only).
@@ -294,7 +295,12 @@ def tensor(
         raise ArgumentTypeError(
             f"{name} must be a torch.Tensor, got {type(value).__name__}"
         )
-    if dtype is not None and not _kind_ok(value.dtype, dtype):
+    if isinstance(dtype, torch.dtype):
+        if value.dtype != dtype:
+            raise ArgumentTypeError(
+                f"{name} must be a {dtype} tensor, got dtype {value.dtype}"
+            )
+    elif dtype is not None and not _kind_ok(value.dtype, dtype):
         raise ArgumentTypeError(
             f"{name} must be {_KIND_NAMES[dtype]} tensor, got dtype {value.dtype}"
         )
@@ -324,6 +330,46 @@ def tensor(
                 f"got values from {low:.6g} to {high:.6g}"
             )
     return value
+
+
+def timesteps(
+    name: str, value: Any, batch: int, device: torch.device | None = None
+) -> torch.Tensor:
+    """Check the timesteps of a batch: one number for all, or a real tensor of shape `(batch,)`.
+
+    Returns:
+        The timesteps as a tensor of shape `(batch,)` on `device` (a number is expanded).
+
+    Raises:
+        ArgumentTypeError: If `value` is neither a real number nor a real tensor.
+        ValueError: If it is NaN or infinite, or a tensor of another shape.
+    """
+    if not isinstance(value, torch.Tensor):
+        real(name, value)
+    value = tensor(name, torch.as_tensor(value, device=device), dtype="real")
+    value = value.expand(batch) if value.ndim == 0 else value
+    if value.shape != (batch,):
+        raise ValueError(
+            f"{name} must be a number or have shape (B,) = ({batch},), "
+            f"got {tuple(value.shape)}"
+        )
+    return value
+
+
+def feature_maps(
+    name: str, value: Any, channels: int, dtype: torch.dtype
+) -> torch.Tensor:
+    """Check the input of a network's building block: a `(B, channels, H, W)` tensor of `dtype`.
+
+    Finiteness is left to the network, which checks its own input once.
+
+    Raises:
+        ArgumentTypeError: If `value` is not a tensor of `dtype`.
+        ValueError: If its shape is not `(B, channels, H, W)`.
+    """
+    return tensor(
+        name, value, dtype=dtype, shape=(None, channels, None, None), finite=False
+    )
 
 
 def same_shape(

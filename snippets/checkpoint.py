@@ -43,6 +43,8 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from snippets import check
+
 CONFIG_FILE = "config.json"
 EMA_FILE = "ema.safetensors"
 MODEL_FILE = "model.safetensors"
@@ -864,17 +866,13 @@ def generate(
     from snippets.guidance import cfg_model
     from snippets.sampling import SAMPLERS
 
-    if sampler not in SAMPLERS:
-        raise ValueError(
-            f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}"
-        )
-    if n < 1 or num_inference_steps < 1:
-        raise ValueError(
-            f"n and num_inference_steps must be positive, got {n} and "
-            f"{num_inference_steps}"
-        )
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    check.instance("checkpoint", checkpoint, Checkpoint)
+    check.integer("n", n, ge=1)
+    check.one_of("sampler", sampler, list(SAMPLERS))
+    check.integer("num_inference_steps", num_inference_steps, ge=1)
+    check.real("guidance_scale", guidance_scale)
+    check.generator("generator", generator)
+    check.integer("batch_size", batch_size, ge=1)
     model, k = checkpoint.model, checkpoint.num_classes
     if k is None and (class_labels is not None or guidance_scale != 1.0):
         raise ValueError(
@@ -883,10 +881,8 @@ def generate(
         )
     if k is not None and class_labels is None:
         class_labels = torch.arange(n) % k
-    if class_labels is not None and class_labels.shape != (n,):
-        raise ValueError(
-            f"class_labels must have shape ({n},), got {tuple(class_labels.shape)}"
-        )
+    if class_labels is not None:
+        check.tensor("class_labels", class_labels, dtype="int", shape=(n,), ge=0, lt=k)
     cfg = model.config
     device = next(model.parameters()).device
     # 1. x_T ~ N(0, I) for all n images, drawn on the CPU so that a seed gives the

@@ -134,6 +134,10 @@ class Denoiser(nn.Module):
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
         sigma = sigma.expand(x.shape[0]) if sigma.ndim == 0 else sigma
         check.tensor("sigma", sigma, shape=(x.shape[0],), gt=0)
+        if class_labels is not None:
+            check.tensor(
+                "class_labels", class_labels, dtype="int", shape=(len(x),), ge=0
+            )
         c_skip, c_out, c_in, c_noise = edm_preconditioning(
             sigma.reshape(-1, 1, 1, 1), self.sigma_data
         )
@@ -207,7 +211,7 @@ def edm_loss(
         sigma: Noise levels, shape `(B,)`; drawn with `sample_training_sigma` if omitted.
         noise: Standard normal noise with the shape of `x0` (scaled by $\sigma$ here); drawn if omitted.
         generator: Random number generator for what is omitted.
-        class_labels: Optional labels, shape `(B,)`, passed to the network.
+        class_labels: Optional integer labels, shape `(B,)`, $\ge 0$, passed to the network.
 
     Returns:
         The scalar loss (mean over batch and pixels).
@@ -220,6 +224,8 @@ def edm_loss(
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
     check.tensor("sigma", sigma, shape=(x0.shape[0],), gt=0)
     check.same_shape("noise", check.tensor("noise", noise), "x0", x0)
+    if class_labels is not None:
+        check.tensor("class_labels", class_labels, dtype="int", shape=(len(x0),), ge=0)
     s = sigma.reshape(-1, 1, 1, 1)
     # 1. corrupt: x = y + n, n ~ N(0, sigma^2 I)
     x = x0 + s * noise

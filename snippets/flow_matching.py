@@ -218,16 +218,23 @@ def flow_sample_progressive(
         num_inference_steps: $N$, the number of Euler steps.
         shift: The SD3 shift (see `flow_match_sigmas`).
         num_train_timesteps: $T$.
-        sigmas: Custom decreasing times $1 \ge t_0 > \dots > t_N \ge 0$, shape `(N + 1,)`;
-            overrides `num_inference_steps` and `shift`.
+        sigmas: Custom decreasing times $1 \ge t_0 > \dots > t_N \ge 0$, shape `(N + 1,)`,
+            used as given: they override `num_inference_steps`, and `shift` must stay 1
+            (shift them with `shift_sigmas` first).
 
     Yields:
         $x_{t_1}, \dots, x_{t_N}$; the last is the sample.
     """
     check.instance("model", model, Callable)
     check.tensor("noise", noise)
+    check.real("shift", shift, gt=0)
     if sigmas is None:
         sigmas, _ = flow_match_sigmas(num_inference_steps, num_train_timesteps, shift)
+    elif shift != 1.0:
+        raise ValueError(
+            f"shift={shift} cannot be combined with explicit sigmas, which are used as "
+            "given; shift them first with shift_sigmas(sigmas, shift)"
+        )
     check.tensor("sigmas", sigmas, ndim=1)
     check.integer("num_train_timesteps", num_train_timesteps, ge=1)
     if sigmas.ndim != 1 or len(sigmas) < 2 or bool((sigmas[1:] >= sigmas[:-1]).any()):

@@ -161,13 +161,9 @@ def cfg_model(
     null_labels = torch.full_like(class_labels, null_label)
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] != class_labels.shape[0]:
-            raise ValueError(
-                f"cfg_model was built for {class_labels.shape[0]} labels but got a "
-                f"batch of {x.shape[0]}"
-            )
-        t = torch.as_tensor(t, device=x.device)
-        t = t.expand(x.shape[0]) if t.ndim == 0 else t
+        # one image per label, as many as cfg_model was given labels
+        check.tensor("x", x, shape=(len(class_labels), None, None, None))
+        t = check.timesteps("t", t, len(x), x.device)
         labels = class_labels.to(x.device)
         if guidance_off:
             return model(x, t, class_labels=labels)

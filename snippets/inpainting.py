@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from snippets import check
 from snippets.forward import (
+    check_prediction_type,
     gaussian_noise,
     predict_x0_and_eps,
     q_posterior_mean_variance,
@@ -60,8 +62,8 @@ def check_mask(mask: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     Raises:
         ValueError: If `mask` is not a tensor, has the wrong shape, or holds a value other than 0 and 1.
     """
-    if not isinstance(mask, torch.Tensor):
-        raise ValueError(f"mask must be a tensor, got {type(mask).__name__}")
+    check.tensor("mask", mask, dtype=None)
+    check.tensor("x0", x0, ndim=4)
     try:
         broadcast = torch.broadcast_shapes(mask.shape, x0.shape)
     except RuntimeError:
@@ -76,6 +78,31 @@ def check_mask(mask: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
             "mask must hold only 0 (pixel to fill) and 1 (known pixel), got other values"
         )
     return mask.to(device=x0.device, dtype=torch.bool)
+
+
+def _check_inpaint_args(
+    model,
+    x0,
+    mask,
+    schedule,
+    num_inference_steps,
+    prediction_type,
+    generator,
+    x_T,
+    clip_sample,
+) -> torch.Tensor:
+    """The checks `inpaint_progressive` and `repaint_progressive` share; returns the mask."""
+    check.instance("model", model, Callable)
+    mask = check_mask(mask, x0)
+    check.instance("schedule", schedule, NoiseSchedule)
+    T = schedule.num_train_timesteps
+    check.integer("num_inference_steps", num_inference_steps, ge=1, le=T)
+    check_prediction_type(prediction_type)
+    check.generator("generator", generator)
+    if x_T is not None:
+        check.same_shape("x_T", check.tensor("x_T", x_T), "x0", x0)
+    check.boolean("clip_sample", clip_sample)
+    return mask
 
 
 def inpaint_step(
@@ -114,6 +141,17 @@ def inpaint_step(
     Returns:
         `(x_prev, x0_hat)`: the new batch and the model's estimate of the clean images.
     """
+    check.instance("model", model, Callable)
+    check.tensor("x", x, ndim=4)
+    check.instance("schedule", schedule, NoiseSchedule)
+    T = schedule.num_train_timesteps
+    check.tensor("t", t, dtype="int", shape=(), ge=0, lt=T)
+    check.tensor("t_prev", t_prev, dtype="int", shape=(), ge=-1, lt=int(t))
+    check.same_shape("x0", check.tensor("x0", x0), "x", x)
+    check.tensor("mask", mask, dtype="bool")
+    check_prediction_type(prediction_type)
+    check.generator("generator", generator)
+    check.boolean("clip_sample", clip_sample)
     alpha_bar = schedule.alpha_bar
     # 1. predict with the network; predicted x_0 (Eq. 15 of Ho et al. 2020), optionally clipped
     model_output = model(x, t.expand(x.shape[0]))
@@ -170,7 +208,17 @@ def inpaint_progressive(
     Raises:
         ValueError: If `mask` has the wrong shape or a value other than 0 and 1.
     """
-    mask = check_mask(mask, x0)
+    mask = _check_inpaint_args(
+        model,
+        x0,
+        mask,
+        schedule,
+        num_inference_steps,
+        prediction_type,
+        generator,
+        x_T,
+        clip_sample,
+    )
     T = schedule.num_train_timesteps
     x = gaussian_noise(x0, generator) if x_T is None else x_T
     for t in inference_timesteps(T, num_inference_steps, "leading"):
@@ -234,9 +282,12 @@ def repaint_timesteps(
     Raises:
         ValueError: If `jump_length` or `jump_n_sample` is not a positive integer.
     """
-    for name, value in (("jump_length", jump_length), ("jump_n_sample", jump_n_sample)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
+    check.integer("num_train_timesteps", num_train_timesteps, ge=1)
+    check.integer(
+        "num_inference_steps", num_inference_steps, ge=1, le=num_train_timesteps
+    )
+    check.integer("jump_length", jump_length, ge=1)
+    check.integer("jump_n_sample", jump_n_sample, ge=1)
     stride = num_train_timesteps // num_inference_steps
     # the indices (in inference steps) from which a jump starts, with their remaining counts
     jumps = {
@@ -300,7 +351,17 @@ def repaint_progressive(
         ValueError: If `mask` has the wrong shape or a value other than 0 and 1, or `jump_length`
             or `jump_n_sample` is not a positive integer.
     """
-    mask = check_mask(mask, x0)
+    mask = _check_inpaint_args(
+        model,
+        x0,
+        mask,
+        schedule,
+        num_inference_steps,
+        prediction_type,
+        generator,
+        x_T,
+        clip_sample,
+    )
     T = schedule.num_train_timesteps
     stride = T // num_inference_steps
     timesteps = repaint_timesteps(T, num_inference_steps, jump_length, jump_n_sample)

@@ -12,25 +12,18 @@ norm.
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from snippets import check
 
 __all__ = ["lerp", "slerp"]
 
 
 def _check_pair(x0: torch.Tensor, x1: torch.Tensor, alpha: float) -> None:
-    if x0.shape != x1.shape:
-        raise ValueError(
-            f"x0 and x1 must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}"
-        )
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, (int, float))
-        or math.isnan(alpha)
-        or not 0 <= alpha <= 1
-    ):
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    check.tensor("x0", x0)
+    check.tensor("x1", x1)
+    check.same_shape("x1", x1, "x0", x0)
+    check.real("alpha", alpha, ge=0, le=1)
 
 
 def lerp(x0: torch.Tensor, x1: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -82,6 +75,9 @@ def slerp(
         ValueError: If the shapes differ or `alpha` is outside `[0, 1]` or NaN.
     """
     _check_pair(x0, x1, alpha)
+    if x0.ndim < 2:  # one flattened vector per batch element
+        raise ValueError(f"x0 must have shape (B, ...), got {tuple(x0.shape)}")
+    check.real("dot_threshold", dot_threshold, ge=0, le=1)
     a, b = x0.flatten(1).double(), x1.flatten(1).double()
     # --8<-- [start:slerp-body]
     # 1. the angle between each pair: cos(theta) = <x0, x1> / (|x0| |x1|)

@@ -18,9 +18,10 @@ from collections.abc import Callable
 
 import torch
 
-from snippets.forward import q_sample
+from snippets import check
+from snippets.forward import check_prediction_type, q_sample
 from snippets.sampling import ddim_sample, ddpm_sample
-from snippets.schedules import NoiseSchedule, inference_timesteps
+from snippets.schedules import TIMESTEP_SPACINGS, NoiseSchedule, inference_timesteps
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -126,11 +127,16 @@ def sdedit(
     Raises:
         ValueError: If `strength` is outside `[0, 1]` or NaN, or `sampler` is unknown.
     """
+    check.instance("model", model, Callable)
+    check.tensor("x0", x0, ndim=4)
+    check.instance("schedule", schedule, NoiseSchedule)
     check_strength(strength)
-    if sampler not in SDEDIT_SAMPLERS:
-        raise ValueError(
-            f"sampler must be one of {', '.join(SDEDIT_SAMPLERS)} for SDEdit, got {sampler!r}"
-        )
+    check.one_of("sampler", sampler, list(SDEDIT_SAMPLERS))
+    check_prediction_type(prediction_type)
+    if noise is not None:
+        check.same_shape("noise", check.tensor("noise", noise), "x0", x0)
+    check.generator("generator", generator)
+    check.one_of("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
     # --8<-- [start:sdedit-body]
     # 1. the timesteps left at this strength; the first one is t_0
     timesteps, start_step = img2img_timesteps(

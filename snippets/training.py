@@ -25,6 +25,7 @@ import dataclasses
 import math
 import signal
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,6 +227,12 @@ def diffusion_loss(
     Returns:
         The scalar loss, averaged over the batch.
     """
+    check.instance("model", model, Callable)
+    check.tensor("x0", x0, ndim=4)
+    check.tensor("alpha_bar", alpha_bar, ndim=1, gt=0, le=1)
+    if class_labels is not None:
+        check.tensor("class_labels", class_labels, dtype="int", shape=(len(x0),), ge=0)
+    check.generator("generator", generator)
     b, device = x0.shape[0], x0.device
     alpha_bar = alpha_bar.to(device)
     # 1. t ~ Uniform({0, ..., T-1}) and eps ~ N(0, I)  (Algorithm 1, lines 3-4)
@@ -391,19 +398,19 @@ def train(
     from tqdm.auto import tqdm
 
     config = config or TrainConfig(steps=1000)
+    check.instance("model", model, nn.Module)
+    check.tensor("images", images, ndim=4)
+    check.instance("config", config, TrainConfig)
+    check.boolean("resume", resume)
+    check.boolean("progress_bar", progress_bar)
     num_classes = (getattr(model, "config", None) or {}).get("num_classes")
-    if images.ndim != 4:
-        raise ValueError(
-            f"images must have shape (N, C, H, W), got {tuple(images.shape)}"
-        )
     if labels is not None and num_classes is None:
         raise ValueError(
             "labels were given but the model has no num_classes (it is unconditional)"
         )
-    if labels is not None and labels.shape != images.shape[:1]:
-        raise ValueError(
-            f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
-        )
+    if labels is not None:
+        n, k = len(images), num_classes
+        check.tensor("labels", labels, dtype="int", shape=(n,), ge=0, lt=k)
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir, the folder holding the checkpoint")
 

@@ -35,6 +35,43 @@ if (
     from diffusers import UNet2DModel
 
 
+_FLAGS = ("attention", "downsample", "upsample", "use_scale_shift_norm")
+
+
+def _check_block_args(**args) -> None:
+    """Check a building block's constructor arguments, passed by their names.
+
+    Sizes are positive integers, the channel counts a group norm sees are divisible by
+    `num_groups`, an attention's `channels` by `head_dim`; `dropout` is in `[0, 1)` and the
+    flags are bools. Raises a `ValueError` (`TypeError` for a wrong type) naming the argument.
+    """
+    for name, value in args.items():
+        if name == "dropout":
+            check.real(name, value, ge=0, lt=1)
+        elif name in _FLAGS:
+            check.boolean(name, value)
+        elif name == "skip_channels":
+            if not check.integers(name, value, ge=1):
+                raise ValueError(f"{name} must not be empty, got {value!r}")
+        else:
+            check.integer(name, value, ge=1)
+    for name in ("in_channels", "out_channels", "channels"):
+        groups = args.get("num_groups")
+        if name in args and groups is not None and args[name] % groups:
+            raise ValueError(
+                f"{name}={args[name]} must be divisible by num_groups={groups}"
+            )
+    if (
+        "head_dim" in args
+        and "channels" in args
+        and args["channels"] % args["head_dim"]
+    ):
+        raise ValueError(
+            f"channels={args['channels']} must be divisible by "
+            f"head_dim={args['head_dim']} (the number of heads is their ratio)"
+        )
+
+
 # --8<-- [start:timestep-embedding]
 def timestep_embedding(
     t: torch.Tensor,
@@ -113,10 +150,13 @@ class TimeEmbedding(nn.Module):
 
     def __init__(self, in_dim: int, dim: int):
         super().__init__()
+        _check_block_args(in_dim=in_dim, dim=dim)
         self.linear_1 = nn.Linear(in_dim, dim)
         self.linear_2 = nn.Linear(dim, dim)
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        in_dim, dtype = self.linear_1.in_features, self.linear_1.weight.dtype
+        check.tensor("emb", emb, dtype=dtype, shape=(None, in_dim), finite=False)
         return self.linear_2(F.silu(self.linear_1(emb)))
 
 
@@ -158,6 +198,14 @@ class ResBlock(nn.Module):
         use_scale_shift_norm: bool = False,
     ):
         super().__init__()
+        _check_block_args(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            emb_dim=emb_dim,
+            num_groups=num_groups,
+            dropout=dropout,
+            use_scale_shift_norm=use_scale_shift_norm,
+        )
         self.use_scale_shift_norm = use_scale_shift_norm
         self.norm1 = nn.GroupNorm(num_groups, in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
@@ -179,6 +227,9 @@ class ResBlock(nn.Module):
         Returns:
             Feature maps, shape `(B, out_channels, H, W)`.
         """
+        check.feature_maps("x", x, self.conv1.in_channels, self.conv1.weight.dtype)
+        emb_shape = (len(x), self.time_emb_proj.in_features)  # (B, emb_dim)
+        check.tensor("emb", emb, dtype=x.dtype, shape=emb_shape, finite=False)
         h = self.conv1(F.silu(self.norm1(x)))
         # one value (or a scale and a shift) per channel, broadcast over H and W
         cond = self.time_emb_proj(F.silu(emb))[:, :, None, None]
@@ -215,6 +266,7 @@ class SelfAttention(nn.Module):
 
     def __init__(self, channels: int, head_dim: int = 8, num_groups: int = 32):
         super().__init__()
+        _check_block_args(channels=channels, head_dim=head_dim, num_groups=num_groups)
         self.heads = channels // head_dim
         self.head_dim = head_dim
         self.group_norm = nn.GroupNorm(num_groups, channels)
@@ -230,6 +282,7 @@ class SelfAttention(nn.Module):
         Returns:
             $x + \mathrm{Attention}(x)$, shape `(B, C, H, W)`.
         """
+        check.feature_maps("x", x, self.to_q.in_features, self.to_q.weight.dtype)
         B, C, H, W = x.shape
         tokens = self.group_norm(x).reshape(B, C, H * W).transpose(1, 2)  # (B, N, C)
 
@@ -263,9 +316,11 @@ class Downsample(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
+        _check_block_args(channels=channels)
         self.conv = nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check.feature_maps("x", x, self.conv.in_channels, self.conv.weight.dtype)
         return self.conv(x)
 
 
@@ -274,9 +329,11 @@ class Upsample(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
+        _check_block_args(channels=channels)
         self.conv = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check.feature_maps("x", x, self.conv.in_channels, self.conv.weight.dtype)
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
@@ -305,6 +362,9 @@ class DownBlock(nn.Module):
         use_scale_shift_norm: bool,
     ):
         super().__init__()
+        _check_block_args(
+            num_res_blocks=num_res_blocks, attention=attention, downsample=downsample
+        )
         self.resnets = nn.ModuleList(
             [
                 ResBlock(
@@ -355,6 +415,7 @@ class MidBlock(nn.Module):
         use_scale_shift_norm: bool,
     ):
         super().__init__()
+        _check_block_args(attention=attention)
         self.resnets = nn.ModuleList(
             [
                 ResBlock(
@@ -403,6 +464,9 @@ class UpBlock(nn.Module):
         use_scale_shift_norm: bool,
     ):
         super().__init__()
+        _check_block_args(
+            skip_channels=skip_channels, attention=attention, upsample=upsample
+        )
         self.resnets = nn.ModuleList(
             [
                 ResBlock(
@@ -430,6 +494,11 @@ class UpBlock(nn.Module):
         self, h: torch.Tensor, skips: list[torch.Tensor], emb: torch.Tensor
     ) -> torch.Tensor:
         """Pops the skips it needs from the end of `skips` (the encoder's outputs, last first)."""
+        check.instance("skips", skips, list)
+        if len(skips) < len(self.resnets):
+            raise ValueError(
+                f"skips holds {len(skips)} tensors, this level needs {len(self.resnets)}"
+            )
         for resnet, attention in zip(self.resnets, self.attentions):
             h = torch.cat([h, skips.pop()], dim=1)
             h = attention(resnet(h, emb))
@@ -656,13 +725,7 @@ class UNet(nn.Module):
                 f"height and width must be divisible by 2^(levels-1) = {factor} "
                 f"for {len(cfg['channels'])} levels, got {H}x{W}"
             )
-        t = check.tensor("t", torch.as_tensor(t, device=x.device), dtype="real")
-        if t.ndim == 0:  # one timestep for the whole batch
-            t = t.expand(B)
-        if t.shape != (B,):
-            raise ValueError(
-                f"t must be a scalar or have shape (B,) = ({B},), got {tuple(t.shape)}"
-            )
+        t = check.timesteps("t", t, B, x.device)  # a scalar is used for the whole batch
         if cfg["num_classes"] is None:
             if class_labels is not None:
                 raise ValueError(
@@ -676,15 +739,7 @@ class UNet(nn.Module):
                     "for the "
                     "null class"
                 )
-            if (
-                class_labels.shape != (B,)
-                or class_labels.dtype.is_floating_point
-                or class_labels.dtype == torch.bool
-            ):
-                raise ValueError(
-                    f"class_labels must be integers of shape (B,) = ({B},), "
-                    f"got {class_labels.dtype} of shape {tuple(class_labels.shape)}"
-                )
+            check.tensor("class_labels", class_labels, dtype="int", shape=(B,))
             if class_labels.min() < 0 or class_labels.max() > cfg["num_classes"]:
                 raise ValueError(
                     f"class_labels must be in [0, {cfg['num_classes']}] "

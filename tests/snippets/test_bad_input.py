@@ -52,6 +52,15 @@ from snippets.forward import (
     training_target,
 )
 from snippets.guidance import cfg_model, drop_labels, guided_prediction
+from snippets.inpainting import (
+    check_mask,
+    inpaint,
+    inpaint_step,
+    repaint,
+    repaint_timesteps,
+)
+from snippets.interpolation import lerp, slerp
+from snippets.inversion import ddim_invert, ddim_round_trip
 from snippets.karras import denoise, karras_timesteps, sigma_to_t
 from snippets.metrics import (
     DigitClassifier,
@@ -73,14 +82,25 @@ from snippets.schedules import (
     snr,
 )
 from snippets.scratch import scratch_loss, to_unit_interval, train_basic_unet
+from snippets.sdedit import img2img_timesteps, sdedit
 from snippets.training import (
     TrainConfig,
+    diffusion_loss,
     ema_update,
     learning_rate_at,
     min_snr_weight,
+    train,
 )
 from snippets.unet import (
+    DownBlock,
+    Downsample,
+    MidBlock,
+    ResBlock,
+    SelfAttention,
+    TimeEmbedding,
     UNet,
+    UpBlock,
+    Upsample,
     convert_diffusers_state_dict,
     diffusers_equivalent,
     parameter_table,
@@ -1528,3 +1548,531 @@ def test_named_cases_from_issue_15_work_with_good_input():
     assert TrainConfig(steps=1, batch_size=2).batch_size == 2
     sigmas, timesteps = karras_timesteps(A_BAR, 4, rho=1.0)
     assert sigmas.shape == (5,) and timesteps.shape == (4,)
+
+
+# --- snippets/unet.py: the building blocks ----------------------------------------------
+
+F8 = torch.zeros(2, 8, 4, 4)
+EMB = torch.zeros(2, 16)
+RES = ResBlock(8, 8, 16, num_groups=4)
+UP = UpBlock(8, 8, [8, 8], 16, False, False, 4, 4, 0.0, False)
+
+BLOCKS = [
+    case("in_dim", lambda: TimeEmbedding(0, 16), id="time-emb-in-dim"),
+    case("dim", lambda: TimeEmbedding(8, 16.0), TypeError, "time-emb-dim"),
+    case(
+        "emb",
+        lambda: TimeEmbedding(8, 16)(torch.zeros(2, 4)),
+        id="time-emb-emb-shape",
+    ),
+    case(
+        "emb",
+        lambda: TimeEmbedding(8, 16)(torch.zeros(2, 8, dtype=torch.float64)),
+        TypeError,
+        "time-emb-emb-float64",
+    ),
+    case("in_channels", lambda: ResBlock(0, 8, 16, 4), id="res-in-channels"),
+    case("out_channels", lambda: ResBlock(8, 6, 16, 4), id="res-out-channels-groups"),
+    case("emb_dim", lambda: ResBlock(8, 8, -1, 4), id="res-emb-dim"),
+    case("num_groups", lambda: ResBlock(8, 8, 16, 2.0), TypeError, "res-groups"),
+    case("dropout", lambda: ResBlock(8, 8, 16, 4, dropout=NAN), id="res-dropout"),
+    case(
+        "use_scale_shift_norm",
+        lambda: ResBlock(8, 8, 16, 4, use_scale_shift_norm=1),
+        TypeError,
+        "res-scale-shift",
+    ),
+    case("x", lambda: RES(torch.zeros(2, 4, 4, 4), EMB), id="res-x-channels"),
+    case("x", lambda: RES(F8.long(), EMB), TypeError, "res-x-int64"),
+    case("x", lambda: RES(F8[0], EMB), id="res-x-3d"),
+    case("emb", lambda: RES(F8, torch.zeros(3, 16)), id="res-emb-batch"),
+    case("emb", lambda: RES(F8, EMB.double()), TypeError, "res-emb-float64"),
+    case("channels", lambda: SelfAttention(0), id="attention-channels"),
+    case(
+        "head_dim", lambda: SelfAttention(8, head_dim=3, num_groups=4), id="attn-head"
+    ),
+    case(
+        "num_groups", lambda: SelfAttention(8, 4, num_groups=3), id="attention-groups"
+    ),
+    case(
+        "x",
+        lambda: SelfAttention(8, 4, 4)(torch.zeros(2, 8, 4, 4, dtype=torch.float64)),
+        TypeError,
+        "attention-x-float64",
+    ),
+    case("x", lambda: SelfAttention(8, 4, 4)(X), id="attention-x-channels"),
+    case("channels", lambda: Downsample(0), id="downsample-channels"),
+    case("x", lambda: Downsample(8)(X), id="downsample-x"),
+    case("channels", lambda: Upsample(2.5), TypeError, "upsample-channels"),
+    case("x", lambda: Upsample(8)(X.long()), TypeError, "upsample-x"),
+    case(
+        "num_res_blocks",
+        lambda: DownBlock(8, 8, 16, 0, False, True, 4, 4, 0.0, False),
+        id="down-res-blocks",
+    ),
+    case(
+        "attention",
+        lambda: DownBlock(8, 8, 16, 1, "yes", True, 4, 4, 0.0, False),
+        TypeError,
+        "down-attention",
+    ),
+    case(
+        "downsample",
+        lambda: DownBlock(8, 8, 16, 1, False, 1, 4, 4, 0.0, False),
+        TypeError,
+        "down-downsample",
+    ),
+    case(
+        "x",
+        lambda: DownBlock(8, 8, 16, 1, False, True, 4, 4, 0.0, False)(X, EMB),
+        id="down-x",
+    ),
+    case(
+        "attention",
+        lambda: MidBlock(8, 16, None, 4, 4, 0.0, False),
+        TypeError,
+        "mid-attention",
+    ),
+    case(
+        "emb",
+        lambda: MidBlock(8, 16, False, 4, 4, 0.0, False)(F8, torch.zeros(2, 8)),
+        id="mid-emb",
+    ),
+    case(
+        "skip_channels",
+        lambda: UpBlock(8, 8, [], 16, False, False, 4, 4, 0.0, False),
+        id="up-skips-empty",
+    ),
+    case(
+        "skip_channels",
+        lambda: UpBlock(8, 8, [8.0], 16, False, False, 4, 4, 0.0, False),
+        TypeError,
+        "up-skips-float",
+    ),
+    case(
+        "upsample",
+        lambda: UpBlock(8, 8, [8], 16, False, "no", 4, 4, 0.0, False),
+        TypeError,
+        "up-upsample",
+    ),
+    case("skips", lambda: UP(F8, (F8, F8), EMB), TypeError, "up-skips-tuple"),
+    case("skips", lambda: UP(F8, [F8], EMB), id="up-skips-too-few"),
+]
+
+
+@pytest.mark.parametrize("call, error, name", BLOCKS)
+def test_unet_blocks_reject_bad_input(call, error, name):
+    assert_rejects(call, error, name)
+
+
+def test_unet_blocks_accept_good_input():
+    assert RES(F8, EMB).shape == F8.shape
+    assert UP(F8, [F8, F8], EMB).shape == F8.shape
+    assert TimeEmbedding(8, 16)(torch.zeros(2, 8)).shape == (2, 16)
+
+
+# --- class labels wherever they enter ---------------------------------------------------
+
+COND_UNET = UNet(**TINY_UNET, num_classes=3)
+X8 = torch.zeros(2, 1, 8, 8)
+
+CLASS_LABELS = [
+    case(
+        "class_labels",
+        lambda: DENOISER(X, torch.ones(2), torch.tensor([0.0, 1.0])),
+        TypeError,
+        "denoiser-labels-float",
+    ),
+    case(
+        "class_labels",
+        lambda: DENOISER(X, torch.ones(2), torch.tensor([0, 1, 2])),
+        id="denoiser-labels-shape",
+    ),
+    case(
+        "class_labels",
+        lambda: DENOISER(X, torch.ones(2), torch.tensor([-1, 0])),
+        id="denoiser-labels-negative",
+    ),
+    case(
+        "class_labels",
+        lambda: edm_loss(DENOISER, X, class_labels=torch.tensor([0, 1, 2])),
+        id="edm-loss-labels-shape",
+    ),
+    case(
+        "class_labels",
+        lambda: edm_loss(DENOISER, X, class_labels=torch.tensor([True, False])),
+        TypeError,
+        "edm-loss-labels-bool",
+    ),
+    case(
+        "class_labels",
+        lambda: COND_UNET(X8, T, torch.tensor([[0, 1]])),
+        id="unet-labels-2d",
+    ),
+    case(
+        "class_labels",
+        lambda: COND_UNET(X8, T, [0, 1]),
+        TypeError,
+        "unet-labels-list",
+    ),
+    case(
+        "class_labels",
+        lambda: diffusion_loss(
+            COND_UNET, X8, A_BAR, class_labels=torch.tensor([0.5, 1])
+        ),
+        TypeError,
+        "diffusion-loss-labels",
+    ),
+    case("model", lambda: diffusion_loss(None, X8, A_BAR), TypeError, "loss-model"),
+    case("x0", lambda: diffusion_loss(ZeroNet(), X8[0], A_BAR), id="loss-x0"),
+    case(
+        "alpha_bar",
+        lambda: diffusion_loss(ZeroNet(), X8, A_BAR * NAN),
+        id="loss-alpha-bar",
+    ),
+    case(
+        "generator",
+        lambda: diffusion_loss(ZeroNet(), X8, A_BAR, generator=0),
+        TypeError,
+        "loss-generator",
+    ),
+    case(
+        "labels",
+        lambda: train(COND_UNET, X8, torch.tensor([0, 3]), TrainConfig(steps=1)),
+        id="train-labels-range",
+    ),
+    case(
+        "labels",
+        lambda: train(COND_UNET, X8, torch.tensor([0.0, 1.0]), TrainConfig(steps=1)),
+        TypeError,
+        "train-labels-float",
+    ),
+    case("images", lambda: train(COND_UNET, X8[0]), id="train-images"),
+    case("model", lambda: train(zero_model, X8), TypeError, "train-model"),
+    case(
+        "config",
+        lambda: train(ZeroNet(), X8, config={"steps": 1}),
+        TypeError,
+        "train-config",
+    ),
+    case(
+        "resume",
+        lambda: train(ZeroNet(), X8, config=TrainConfig(steps=1), resume="no"),
+        TypeError,
+        "train-resume",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, error, name", CLASS_LABELS)
+def test_class_labels_are_checked_where_they_enter(call, error, name):
+    assert_rejects(call, error, name)
+
+
+def test_cfg_guided_closure_checks_its_inputs():
+    guided = cfg_model(zero_model, LABELS, 2.0, 10)
+    assert guided(X, T).shape == X.shape
+    assert guided(X, torch.tensor(5)).shape == X.shape
+    for call, error, name in [
+        (lambda: guided(torch.zeros(3, 1, 4, 4), T), ValueError, "x"),
+        (lambda: guided(X_NAN, T), ValueError, "x"),
+        (lambda: guided(X_INT, T), TypeError, "x"),
+        (lambda: guided(X, torch.tensor([1.0, NAN])), ValueError, "t"),
+        (lambda: guided(X, torch.tensor([1, 2, 3])), ValueError, "t"),
+        (lambda: guided(X, "5"), TypeError, "t"),
+    ]:
+        assert_rejects(call, error, name)
+
+
+# --- snippets/inversion.py, sdedit.py, inpainting.py, interpolation.py -----------------
+
+MASK = torch.ones(2, 1, 4, 4)
+T0 = torch.tensor(3)
+
+
+def t0_prev(value):
+    return torch.tensor(value)
+
+
+EDITING = [
+    case("model", lambda: ddim_invert(None, X, SCHEDULE, 4), TypeError, "invert-model"),
+    case("x0", lambda: ddim_invert(zero_model, X_NAN, SCHEDULE, 4), id="invert-x0"),
+    case(
+        "schedule",
+        lambda: ddim_invert(zero_model, X, A_BAR, 4),
+        TypeError,
+        "invert-schedule",
+    ),
+    case(
+        "num_inference_steps",
+        lambda: ddim_invert(zero_model, X, SCHEDULE, 4.0),
+        TypeError,
+        "invert-steps",
+    ),
+    case(
+        "num_inference_steps",
+        lambda: ddim_invert(zero_model, X, SCHEDULE, 101),
+        id="invert-steps-over-T",
+    ),
+    case(
+        "prediction_type",
+        lambda: ddim_invert(zero_model, X, SCHEDULE, 4, prediction_type="x"),
+        id="invert-prediction-type",
+    ),
+    case("eta", lambda: ddim_invert(zero_model, X, SCHEDULE, 4, eta=NAN), id="inv-eta"),
+    case(
+        "timestep_spacing",
+        lambda: ddim_invert(zero_model, X, SCHEDULE, 4, timestep_spacing="linspace"),
+        id="invert-spacing",
+    ),
+    case(
+        "clip_sample",
+        lambda: ddim_invert(zero_model, X, SCHEDULE, 4, clip_sample=1),
+        TypeError,
+        "invert-clip",
+    ),
+    case(
+        "clip_sample_range",
+        lambda: ddim_invert(zero_model, X, SCHEDULE, 4, clip_sample_range=NAN),
+        id="invert-clip-range",
+    ),
+    case(
+        "eta",
+        lambda: ddim_round_trip(zero_model, X, SCHEDULE, 4, eta=0.5),
+        id="round-trip-eta",
+    ),
+    case(
+        "num_inference_steps",
+        lambda: img2img_timesteps(100, 0, 0.5),
+        id="img2img-steps",
+    ),
+    case(
+        "num_train_timesteps",
+        lambda: img2img_timesteps(100.0, 4, 0.5),
+        TypeError,
+        "img2img-T",
+    ),
+    case("strength", lambda: img2img_timesteps(100, 4, NAN), id="img2img-strength"),
+    case(
+        "spacing",
+        lambda: img2img_timesteps(100, 4, 0.5, "x"),
+        id="img2img-spacing",
+    ),
+    case("model", lambda: sdedit(None, X, SCHEDULE, 0.5, 4), TypeError, "sdedit-model"),
+    case("x0", lambda: sdedit(zero_model, X_INT, SCHEDULE, 0.5, 4), TypeError, "sd-x0"),
+    case(
+        "schedule",
+        lambda: sdedit(zero_model, X, None, 0.5, 4),
+        TypeError,
+        "sdedit-schedule",
+    ),
+    case("strength", lambda: sdedit(zero_model, X, SCHEDULE, 1.5, 4), id="sd-strength"),
+    case(
+        "num_inference_steps",
+        lambda: sdedit(zero_model, X, SCHEDULE, 0.5, 0),
+        id="sdedit-steps",
+    ),
+    case(
+        "sampler",
+        lambda: sdedit(zero_model, X, SCHEDULE, 0.5, 4, sampler="euler"),
+        id="sdedit-sampler",
+    ),
+    case(
+        "prediction_type",
+        lambda: sdedit(zero_model, X, SCHEDULE, 0.5, 4, prediction_type="v"),
+        id="sdedit-prediction-type",
+    ),
+    case(
+        "noise",
+        lambda: sdedit(zero_model, X, SCHEDULE, 0.5, 4, noise=X[:1]),
+        id="sdedit-noise",
+    ),
+    case(
+        "generator",
+        lambda: sdedit(zero_model, X, SCHEDULE, 0.5, 4, generator=0),
+        TypeError,
+        "sdedit-generator",
+    ),
+    case(
+        "timestep_spacing",
+        lambda: sdedit(zero_model, X, SCHEDULE, 0.5, 4, timestep_spacing="x"),
+        id="sdedit-spacing",
+    ),
+    case("mask", lambda: check_mask([1, 0], X), TypeError, "mask-list"),
+    case("mask", lambda: check_mask(MASK * 0.5, X), id="mask-values"),
+    case("mask", lambda: check_mask(torch.ones(3, 1, 4, 4), X), id="mask-shape"),
+    case("mask", lambda: check_mask(X_NAN, X), id="mask-nan"),
+    case("x0", lambda: check_mask(MASK, X_INT), TypeError, "mask-x0"),
+    case("model", lambda: inpaint(None, X, MASK, SCHEDULE, 4), TypeError, "inp-model"),
+    case("x0", lambda: inpaint(zero_model, X_NAN, MASK, SCHEDULE, 4), id="inpaint-x0"),
+    case(
+        "mask",
+        lambda: inpaint(zero_model, X, MASK[0], SCHEDULE, 4),
+        id="inpaint-mask",
+    ),
+    case(
+        "schedule",
+        lambda: inpaint(zero_model, X, MASK, A_BAR, 4),
+        TypeError,
+        "inpaint-schedule",
+    ),
+    case(
+        "num_inference_steps",
+        lambda: inpaint(zero_model, X, MASK, SCHEDULE, 0),
+        id="inpaint-steps",
+    ),
+    case(
+        "prediction_type",
+        lambda: inpaint(zero_model, X, MASK, SCHEDULE, 4, prediction_type="x"),
+        id="inpaint-prediction-type",
+    ),
+    case(
+        "generator",
+        lambda: inpaint(zero_model, X, MASK, SCHEDULE, 4, generator=1),
+        TypeError,
+        "inpaint-generator",
+    ),
+    case(
+        "x_T",
+        lambda: inpaint(zero_model, X, MASK, SCHEDULE, 4, x_T=X[:1]),
+        id="inpaint-x-T",
+    ),
+    case(
+        "clip_sample",
+        lambda: inpaint(zero_model, X, MASK, SCHEDULE, 4, clip_sample="yes"),
+        TypeError,
+        "inpaint-clip",
+    ),
+    case(
+        "jump_length",
+        lambda: repaint(zero_model, X, MASK, SCHEDULE, 4, jump_length=0),
+        id="repaint-jump-length",
+    ),
+    case(
+        "jump_n_sample",
+        lambda: repaint(zero_model, X, MASK, SCHEDULE, 4, jump_n_sample=1.5),
+        TypeError,
+        "repaint-jump-n-sample",
+    ),
+    case(
+        "x_T",
+        lambda: repaint(zero_model, X, MASK, SCHEDULE, 4, x_T=X_NAN),
+        id="repaint-x-T",
+    ),
+    case(
+        "num_train_timesteps",
+        lambda: repaint_timesteps(0, 4),
+        id="repaint-timesteps-T",
+    ),
+    case(
+        "num_inference_steps",
+        lambda: repaint_timesteps(100, 101),
+        id="repaint-timesteps-N",
+    ),
+    case(
+        "model",
+        lambda: inpaint_step(None, X, T0, t0_prev(2), X, MASK.bool(), SCHEDULE),
+        TypeError,
+        "step-model",
+    ),
+    case(
+        "x",
+        lambda: inpaint_step(
+            zero_model, X_NAN, T0, t0_prev(2), X, MASK.bool(), SCHEDULE
+        ),
+        id="step-x",
+    ),
+    case(
+        "t",
+        lambda: inpaint_step(
+            zero_model, X, torch.tensor(3.0), t0_prev(2), X, MASK.bool(), SCHEDULE
+        ),
+        TypeError,
+        "step-t-float",
+    ),
+    case(
+        "t",
+        lambda: inpaint_step(
+            zero_model, X, torch.tensor(100), t0_prev(2), X, MASK.bool(), SCHEDULE
+        ),
+        id="step-t-range",
+    ),
+    case(
+        "t_prev",
+        lambda: inpaint_step(zero_model, X, T0, t0_prev(3), X, MASK.bool(), SCHEDULE),
+        id="step-t-prev",
+    ),
+    case(
+        "t_prev",
+        lambda: inpaint_step(zero_model, X, T0, t0_prev(-5), X, MASK.bool(), SCHEDULE),
+        id="step-t-prev-negative",
+    ),
+    case(
+        "x0",
+        lambda: inpaint_step(
+            zero_model, X, T0, t0_prev(2), X[:1], MASK.bool(), SCHEDULE
+        ),
+        id="step-x0",
+    ),
+    case(
+        "mask",
+        lambda: inpaint_step(zero_model, X, T0, t0_prev(2), X, MASK, SCHEDULE),
+        TypeError,
+        "step-mask",
+    ),
+    case(
+        "schedule",
+        lambda: inpaint_step(zero_model, X, T0, t0_prev(2), X, MASK.bool(), None),
+        TypeError,
+        "step-schedule",
+    ),
+    case(
+        "prediction_type",
+        lambda: inpaint_step(
+            zero_model, X, T0, t0_prev(2), X, MASK.bool(), SCHEDULE, prediction_type="e"
+        ),
+        id="step-prediction-type",
+    ),
+    case(
+        "generator",
+        lambda: inpaint_step(
+            zero_model, X, T0, t0_prev(2), X, MASK.bool(), SCHEDULE, generator=0
+        ),
+        TypeError,
+        "step-generator",
+    ),
+    case(
+        "clip_sample",
+        lambda: inpaint_step(
+            zero_model, X, T0, t0_prev(2), X, MASK.bool(), SCHEDULE, clip_sample=0
+        ),
+        TypeError,
+        "step-clip",
+    ),
+    case("x0", lambda: lerp(X_NAN, X, 0.5), id="lerp-x0"),
+    case("x1", lambda: lerp(X, X_INT, 0.5), TypeError, "lerp-x1"),
+    case("x1", lambda: lerp(X, X[:1], 0.5), id="lerp-shape"),
+    case("alpha", lambda: lerp(X, X, NAN), id="lerp-alpha-nan"),
+    case("alpha", lambda: lerp(X, X, True), TypeError, "lerp-alpha-bool"),
+    case("alpha", lambda: slerp(X, X, 1.5), id="slerp-alpha"),
+    case("x0", lambda: slerp(torch.zeros(3), torch.zeros(3), 0.5), id="slerp-x0-1d"),
+    case("dot_threshold", lambda: slerp(X, X, 0.5, NAN), id="slerp-threshold"),
+]
+
+
+@pytest.mark.parametrize("call, error, name", EDITING)
+def test_editing_modules_reject_bad_input(call, error, name):
+    assert_rejects(call, error, name)
+
+
+def test_flow_sample_refuses_shift_with_explicit_sigmas():
+    sigmas = torch.tensor([1.0, 0.5, 0.0])
+    assert flow_sample(zero_model, X, 2, sigmas=sigmas).shape == X.shape
+    assert_rejects(
+        lambda: flow_sample(zero_model, X, 2, shift=3.0, sigmas=sigmas),
+        ValueError,
+        "shift",
+    )
+    assert_rejects(
+        lambda: flow_sample(zero_model, X, 2, shift=NAN), ValueError, "shift"
+    )

@@ -386,7 +386,7 @@ def test_the_lock_is_reentrant_within_a_process(tmp_path):
 def test_generate_checks_labels_and_sampler(tmp_path):
     _save(tmp_path, _model())
     loaded = load_checkpoint(tmp_path)
-    with pytest.raises(ValueError, match="unknown sampler"):
+    with pytest.raises(ValueError, match="sampler must be one of"):
         generate(loaded, 2, sampler="plms")
     with pytest.raises(ValueError, match="unconditional"):
         generate(loaded, 2, class_labels=torch.tensor([0, 1]))

@@ -331,7 +331,7 @@ def test_the_batch_elements_do_not_interact():
             (2, 1, 16, 16),
             torch.tensor([1, 2, 3]),
             None,
-            r"t must be a scalar or have shape \(B,\) = \(2,\)",
+            r"t must be a number or have shape \(B,\) = \(2,\)",
         ),
         ((2, 1, 16, 16), torch.tensor([[1], [2]]), None, "t must be a scalar"),
         ((2, 1, 16, 16), torch.tensor([1, 2]), torch.tensor([0, 1]), "unconditional"),
@@ -349,8 +349,8 @@ def test_bad_input_raises_a_clear_error(x_shape, t, labels, message):
         (None, "class_labels are required"),
         (torch.tensor([0, 4]), r"must be in \[0, 3\]"),
         (torch.tensor([-1, 0]), r"must be in \[0, 3\]"),
-        (torch.tensor([0.0, 1.0]), "must be integers"),
-        (torch.tensor([0, 1, 2]), r"shape \(B,\) = \(2,\)"),
+        (torch.tensor([0.0, 1.0]), "class_labels must be an integer tensor"),
+        (torch.tensor([0, 1, 2]), r"class_labels must have shape \(2,\)"),
     ],
 )
 def test_bad_class_labels_raise_a_clear_error(labels, message):
