@@ -395,8 +395,19 @@ def _train(args) -> int:
         raise FileNotFoundError(f"--resume: run folder {args.out} does not exist")
     # one writer per run folder, from the start (under `accelerate launch`: the main process)
     main_process = os.environ.get("RANK", "0") == "0"
-    with ckpt.RunLock(args.out) if main_process else nullcontext():
-        return _train_locked(args)
+    # the folders the lock creates: removed again if the run stops before saving anything
+    created = [p for p in (args.out, *args.out.parents) if not p.exists()]
+    try:
+        with ckpt.RunLock(args.out) if main_process else nullcontext():
+            return _train_locked(args)
+    except BaseException:
+        if main_process:
+            for folder in created:  # innermost first; stops at the first non-empty one
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+        raise
 
 
 def _train_locked(args) -> int:

@@ -273,7 +273,40 @@ def test_bad_options_are_one_line_naming_the_option(tmp_path, capsys, argv, name
     code, err = _run(argv, capsys)
     assert code == 2 and err.count("\n") == 1 and named in err, err
     assert "Traceback" not in err
-    assert not (tmp_path / "run" / "manifest.json").exists()
+    assert not (tmp_path / "run").exists()  # a rejected run leaves no folder behind
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--unet-channels", "12"],  # not divisible by --num-groups 4: refused by UNet
+        ["--data", "no-such-folder"],
+        ["--attention-levels", "5"],  # the UNet has 2 levels
+    ],
+)
+def test_a_rejected_train_leaves_no_empty_folder(tmp_path, capsys, bad):
+    out = tmp_path / "runs" / "new" / "run"
+    code, err = _run(
+        ["train", "--steps", "1", "--out", str(out), *TINY_ARGS, *bad], capsys
+    )
+    assert code == 2 and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []  # run, new and runs were all created by train
+    # a folder that existed before is kept, and so is what it holds
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    _run(
+        [
+            "train",
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "mine" / "run"),
+            *TINY_ARGS,
+            *bad,
+        ],
+        capsys,
+    )
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["mine", "notes.txt"]
 
 
 def test_file_system_errors_are_one_line(tmp_path, capsys):

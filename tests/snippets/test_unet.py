@@ -333,7 +333,7 @@ def test_the_batch_elements_do_not_interact():
             None,
             r"t must be a number or have shape \(B,\) = \(2,\)",
         ),
-        ((2, 1, 16, 16), torch.tensor([[1], [2]]), None, "t must be a scalar"),
+        ((2, 1, 16, 16), torch.tensor([[1], [2]]), None, "t must be a number"),
         ((2, 1, 16, 16), torch.tensor([1, 2]), torch.tensor([0, 1]), "unconditional"),
     ],
 )
