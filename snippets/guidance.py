@@ -161,8 +161,12 @@ def cfg_model(
     null_labels = torch.full_like(class_labels, null_label)
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        # one image per label, as many as cfg_model was given labels
-        check.tensor("x", x, shape=(len(class_labels), None, None, None))
+        check.tensor("x", x, ndim=4)
+        if len(x) != len(class_labels):
+            raise ValueError(
+                f"x is a batch of {len(x)} but cfg_model was built for "
+                f"{len(class_labels)} labels"
+            )
         t = check.timesteps("t", t, len(x), x.device)
         labels = class_labels.to(x.device)
         if guidance_off:
