@@ -262,9 +262,8 @@ state.destroy_process_group()  # as the CLI does: no open gloo group at interpre
 """
 
 
-def test_two_cpu_processes_with_accelerate_launch_agree(tmp_path):
-    script = tmp_path / "two_ranks.py"
-    script.write_text(TWO_PROCESS_SCRIPT)
+def _accelerate_launch(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`accelerate launch` two CPU processes on this machine running ARGS (a script or `-m ...`)."""
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -288,10 +287,17 @@ def test_two_cpu_processes_with_accelerate_launch_agree(tmp_path):
         "127.0.0.1",
         "--main_process_port",
         str(_free_port()),
-        str(script),
-        str(tmp_path),
+        *args,
     ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=240, cwd=cwd
+    )
+
+
+def test_two_cpu_processes_with_accelerate_launch_agree(tmp_path):
+    script = tmp_path / "two_ranks.py"
+    script.write_text(TWO_PROCESS_SCRIPT)
+    proc = _accelerate_launch([str(script), str(tmp_path)], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     reports = [(tmp_path / f"rank{r}.txt").read_text().split() for r in (0, 1)]
     assert (
@@ -304,29 +310,7 @@ def test_two_cpu_processes_with_accelerate_launch_agree(tmp_path):
 
 def test_cli_train_under_accelerate_launch_two_processes(tmp_path):
     # the README's `accelerate launch --multi_gpu --num_processes 2 -m snippets train ...`, at a tiny size
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "OMP_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_ip",
-        "127.0.0.1",
-        "--main_process_port",
-        str(_free_port()),
+    args = [
         "-m",
         "snippets",
         "train",
@@ -349,9 +333,7 @@ def test_cli_train_under_accelerate_launch_two_processes(tmp_path):
         "--out",
         str(tmp_path / "run"),
     ]
-    proc = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path
-    )
+    proc = _accelerate_launch(args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("step 3: loss") == 1  # printed by the main process only
     state = json.loads((tmp_path / "run" / "training_state.json").read_text())
@@ -476,3 +458,127 @@ def test_a_save_interrupted_mid_run_still_resumes_exactly(
     for name, value in straight_weights.items():
         assert torch.equal(resumed.state_dict()[name], value), name
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+KILL_DURING_SAVE_SCRIPT = r'''
+"""Train in forked children of one process (imports paid once); SIGKILL a child at a file step."""
+import hashlib, json, os, signal, sys
+from pathlib import Path
+
+import accelerate, sklearn.datasets, tqdm.auto  # noqa: E401,F401  (imported before forking)
+import snippets.data, snippets.plotting, snippets.training, snippets.unet  # noqa: E401,F401
+from snippets import checkpoint as ckpt
+from snippets.__main__ import main
+
+tmp, args = Path(sys.argv[1]), sys.argv[2:]
+calls, marks, kill_at = [], {}, [None]
+
+
+def counted(function):
+    """Count every file step inside tmp; SIGKILL this process before the kill_at-th."""
+    def step(*a, **kw):
+        if any(str(x).startswith(str(tmp)) for x in a):
+            calls.append(function.__name__)
+            if len(calls) == kill_at[0]:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return function(*a, **kw)
+    return step
+
+
+def marked(function):
+    def commit(directory, files, step):
+        marks.setdefault(step, len(calls))  # file steps done before the save of `step`
+        return function(directory, files, step)
+    return commit
+
+
+ckpt._write_synced = counted(ckpt._write_synced)
+for name in ("rename", "replace", "unlink"):
+    setattr(os, name, counted(getattr(os, name)))
+ckpt.commit_files = marked(ckpt.commit_files)
+
+
+def child(argv, kill=None):
+    """Run `python -m snippets ARGV` in a forked child; its exit status (-9: killed)."""
+    pid = os.fork()
+    if pid == 0:
+        kill_at[0] = kill
+        try:
+            code = main(argv)
+        except SystemExit as exit:
+            code = exit.code
+        (tmp / "calls.json").write_text(json.dumps({"calls": calls, "marks": marks}))
+        os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def weights(run):  # the tensors' bytes (the files' JSON headers may order them otherwise)
+    loaded = [ckpt.load_checkpoint(run, use_ema=e).model.state_dict() for e in (False, True)]
+    return [hashlib.sha256(state[k].numpy().tobytes()).hexdigest()
+            for state in loaded for k in sorted(state)]
+
+
+report = {"baseline": child(["train", *args, "--out", str(tmp / "base")])}
+log = json.loads((tmp / "calls.json").read_text())
+calls_, marks_ = log["calls"], {int(k): v for k, v in log["marks"].items()}
+save = range(marks_[4] + 1, marks_[6] + 1)  # the file steps of the step-4 save
+# (marks_[6] is the start of the periodic step-6 save: the final one comes later)
+names = [calls_[k - 1] for k in save]
+commit = save[names.index("rename")]
+moments = {  # SIGKILL just before the commit rename, and halfway through the moves
+    "before-commit": commit, "mid-move": commit + len(names[names.index("rename"):]) // 2,
+}
+report["save_steps"] = names
+for moment, k in moments.items():
+    run = tmp / moment
+    killed = child(["train", *args, "--out", str(run)], kill=k)
+    loaded = ckpt.load_checkpoint(run).config["step"]  # whole: old or new, never a mix
+    resumed = child(["train", "--out", str(run), "--resume", "--no-progress", "--no-samples"])
+    leftovers = sorted(p.name for p in run.iterdir() if p.name.startswith(".tmp") or p.name == ".commit")
+    report[moment] = dict(killed=killed, loaded=loaded, resumed=resumed,
+                          same=weights(run) == weights(tmp / "base"), leftovers=leftovers)
+print(json.dumps(report))
+'''
+
+
+def test_kill_9_at_any_moment_of_a_save_leaves_a_folder_that_loads_and_resumes(
+    tmp_path,
+):
+    """A real SIGKILL of `python -m snippets train` inside its step-4 save, once with every
+    file staged but not committed and once halfway through moving the committed files: the
+    folder loads as step 2 or step 4, `--resume` finishes the run, and the weights equal
+    those of an uninterrupted run bit for bit. (`test_checkpoint.py` interrupts a save at
+    every one of its file steps in-process.)"""
+    script = tmp_path / "kill_during_save.py"
+    script.write_text(KILL_DURING_SAVE_SCRIPT)
+    args = ["--data", "digits", "--steps", "6", "--checkpoint-every", "2"]
+    args += ["--unet-channels", "8,16", "--num-res-blocks", "1", "--attention-levels"]
+    args += [
+        "",
+        "--num-groups",
+        "4",
+        "--batch-size",
+        "8",
+        "--no-progress",
+        "--no-samples",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path), *args],
+        env={**env, "CUDA_VISIBLE_DEVICES": ""},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["baseline"] == 0
+    assert report["save_steps"].count("_write_synced") >= 6, report["save_steps"]
+    expected_step = {"before-commit": 2, "mid-move": 4}
+    for moment, step in expected_step.items():
+        outcome = report[moment]
+        assert outcome["killed"] == -signal.SIGKILL, (moment, outcome)
+        assert outcome["loaded"] == step, (moment, outcome)
+        assert outcome["resumed"] == 0, (moment, outcome, proc.stderr[-3000:])
+        assert outcome["same"], (moment, outcome)
+        assert outcome["leftovers"] == [], (moment, outcome)
