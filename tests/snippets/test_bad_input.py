@@ -195,6 +195,20 @@ def test_argument_type_error_is_a_type_error_and_a_value_error():
         ),
         (lambda: check.integers("channels", [32.9]), "channels[0] must be an integer"),
         (
+            lambda: check.tensor("x", X.double(), dtype=torch.float32),
+            "x must be a torch.float32 tensor, got dtype torch.float64",
+        ),
+        (
+            lambda: check.feature_maps("h", X, 8, torch.float32),
+            "h must have shape (any, 8, any, any), got (2, 1, 4, 4)",
+        ),
+        (
+            lambda: check.timesteps("t", torch.tensor([1, 2, 3]), 2),
+            "t must be a number or have shape (B,) = (2,), got (3,)",
+        ),
+        (lambda: check.timesteps("t", "5", 2), "t must be a finite number, got '5'"),
+        (lambda: check.timesteps("t", NAN, 2), "t must be a finite number, got nan"),
+        (
             lambda: check.generator("generator", 0),
             "generator must be a torch.Generator or None, got int",
         ),
@@ -213,6 +227,9 @@ def test_checks_return_their_value_unchanged():
     assert check.tensor("x", X) is X
     assert check.integers("c", (8, 16)) == [8, 16]
     assert check.generator("g", None) is None
+    assert check.timesteps("t", 5, 3).tolist() == [5, 5, 5]
+    assert check.timesteps("t", torch.tensor([1.5, 2.5]), 2).tolist() == [1.5, 2.5]
+    assert check.feature_maps("h", X, 1, torch.float32) is X
 
 
 # --- snippets/schedules.py --------------------------------------------------------------
