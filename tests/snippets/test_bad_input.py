@@ -2093,3 +2093,44 @@ def test_flow_sample_refuses_shift_with_explicit_sigmas():
     assert_rejects(
         lambda: flow_sample(zero_model, X, 2, shift=NAN), ValueError, "shift"
     )
+
+
+# --- snippets/checkpoint.py: generate ----------------------------------------------------
+
+
+def test_generate_rejects_bad_input():
+    from snippets.checkpoint import generate, load_checkpoint
+
+    shipped = load_checkpoint(
+        Path(__file__).resolve().parents[2] / "checkpoints/digits"
+    )
+    for call, error, name in [
+        (lambda: generate("digits", 2), TypeError, "checkpoint"),
+        (lambda: generate(shipped, 2.0), TypeError, "n"),
+        (lambda: generate(shipped, 0), ValueError, "n"),
+        (lambda: generate(shipped, 2, "plms"), ValueError, "sampler"),
+        (lambda: generate(shipped, 2, "ddim", 0), ValueError, "num_inference_steps"),
+        (
+            lambda: generate(shipped, 2, class_labels=torch.tensor([0.0, 1.0])),
+            TypeError,
+            "class_labels",
+        ),
+        (
+            lambda: generate(shipped, 2, class_labels=torch.tensor([0, 10])),
+            ValueError,
+            "class_labels",
+        ),
+        (
+            lambda: generate(shipped, 2, class_labels=torch.tensor([0, 1, 2])),
+            ValueError,
+            "class_labels",
+        ),
+        (
+            lambda: generate(shipped, 2, guidance_scale=NAN),
+            ValueError,
+            "guidance_scale",
+        ),
+        (lambda: generate(shipped, 2, generator=0), TypeError, "generator"),
+        (lambda: generate(shipped, 2, batch_size=0), ValueError, "batch_size"),
+    ]:
+        assert_rejects(call, error, name)
