@@ -13,7 +13,8 @@ r"""MkDocs hook: every equation is typeset by KaTeX when the site is built, not 
   before it, the page's content is swapped for a version made for the index (restored right
   after): each inline formula is the text of its MathML (``αˉt``), never raw TeX; display
   equations, code listings (highlighted blocks except API signatures, notebook code cells with
-  their outputs) and the API reference's parameter tables are left out. Material's own ``data-search-exclude`` cannot do this: its parser matches elements by
+  their outputs) are left out, and in the API reference each docstring is indexed by its
+  signature and its summary paragraph. Material's own ``data-search-exclude`` cannot do this: its parser matches elements by
   tag name, so an excluded ``<div>`` or ``<span>`` stops being excluded at its first nested
   ``</div>`` or ``</span>``.
 * Only a page with math links KaTeX's stylesheet (served from ``site/assets/katex/``, woff2 fonts
@@ -175,6 +176,59 @@ def display_math(katex_html: str) -> bool:
     return katex_html.startswith('<span class="katex-display">')
 
 
+_DOC_CONTENTS = re.compile(r'<div class="doc doc-contents[^"]*">')
+_TOP_TAG = re.compile(r"<(/?)(\w+)\b[^>]*?(/?)>")
+
+
+def docstring_summaries(content: str) -> str:
+    """`content` with each API docstring cut to its summary paragraph (mkdocstrings' HTML).
+
+    In each ``<div class="doc doc-contents">``, the first ``<p>`` and the nested API objects
+    (``<div class="doc ...">``: a module's functions, a class's methods) stay; the rest of the
+    docstring (further paragraphs, lists, admonitions, parameter tables) goes.
+    """
+    out, pos = [], 0
+    for match in _DOC_CONTENTS.finditer(content):
+        if match.start() < pos:
+            continue  # inside a block already copied below
+        out.append(content[pos : match.end()])
+        depth, kept_summary, cursor = 0, False, match.end()
+        child_start = None
+        for tag in _TOP_TAG.finditer(content, match.end()):
+            closing, name, self_closing = (
+                tag.group(1),
+                tag.group(2).lower(),
+                tag.group(3),
+            )
+            if self_closing or name in _VOID:
+                continue
+            if not closing:
+                if depth == 0:
+                    child_start = tag.start()
+                depth += 1
+                continue
+            depth -= 1
+            if depth < 0:  # the end of doc-contents
+                out.append(content[cursor : tag.end()])
+                pos = tag.end()
+                break
+            if depth == 0:
+                child = content[child_start : tag.end()]
+                out.append(
+                    content[cursor:child_start]
+                )  # the whitespace between elements
+                if name == "p" and not kept_summary:
+                    kept_summary = True
+                    out.append(child)
+                elif child.startswith('<div class="doc '):
+                    out.append(docstring_summaries(child))
+                cursor = tag.end()
+        else:
+            raise PluginError(f"unbalanced HTML after {match.group(0)!r}")
+    out.append(content[pos:])
+    return "".join(out)
+
+
 def for_search(content: str) -> str:
     """`content` as the search index stores it: text, few tags, no API parameter tables.
 
@@ -329,7 +383,7 @@ def on_page_content(html_content, page, config, files):
     search_parts.append(html_content[pos:])
     html_content = "".join(parts)
     FOR_SEARCH[page.file.src_uri] = for_search(
-        drop_blocks("".join(search_parts), _is_listing)
+        docstring_summaries(drop_blocks("".join(search_parts), _is_listing))
     )
     if found:
         base = _page_dir(page)
