@@ -12,15 +12,19 @@
      preload|modulepreload>`, `<script src>`, `<img src>` (or the first `srcset` candidate),
      `<source srcset>`, the `url(...)` and `@import` of those stylesheets, and the search worker
      named in Material's `__config` with the `search/search_index.json` it fetches at start-up
-     (unless the page holds the index back until the reader searches: hooks/light_pages.py).
+     (unless the page holds both back until the reader searches: hooks/light_pages.py).
+     Every image counts, those that load lazily too, and both of a light/dark pair.
      Math is typeset when the site is built (KaTeX, hooks/katex.py): a page with math links
-     KaTeX's stylesheet, whose every woff2 font this parse counts, while a browser fetches only
-     the fonts of the glyphs in use, so for those pages it is an upper bound;
+     KaTeX's stylesheet, whose every font this parse counts, while a browser fetches only
+     the fonts of the glyphs in use, so for those pages it is an upper bound: the whole page,
+     everything a reader who scrolls to its end could download;
   2. *browser* (full mode, when Debian's Chromium is installed, as for the site's browser test):
      each page opened in a fresh headless Chromium context (empty cache) from a local server,
      waiting for its fonts and for the network to go idle, summing the bodies of every response.
-     This is what a reader really downloads, uncompressed (a real server would gzip HTML, CSS
-     and JS).
+     This is what a reader really downloads on opening the page, uncompressed (a real server
+     would gzip HTML, CSS and JS). Images carry `loading="lazy"` (hooks/page_weight.py): those
+     near the first screen load with it, the rest as the reader scrolls (they are in the static
+     figure), and the hidden one of a light/dark pair never does.
 
   Third-party resources do not exist by construction (the site's offline audit test enforces it).
 
@@ -205,12 +209,11 @@ def static_page_weight(site: Path, page: Path) -> dict:
     if parser.config.strip():
         config = json.loads(parser.config)
         base = config.get("base", ".")
-        if config.get(
-            "search"
-        ):  # Material's search worker, and the index it fetches at start-up
+        # Material's search worker, and the index it fetches at start-up (both wait for the
+        # reader's first search on a page that holds them back: hooks/light_pages.py)
+        if config.get("search") and not parser.index_on_demand:
             pending.append((page, config["search"]))
-            if not parser.index_on_demand:
-                pending.append((page, f"{base}/search/search_index.json"))
+            pending.append((page, f"{base}/search/search_index.json"))
     while pending:
         referrer, url = pending.pop()
         target = _local_file(site, referrer, url)

@@ -3,16 +3,18 @@ r"""MkDocs hook: every equation is typeset by KaTeX when the site is built, not 
 * pymdownx.arithmatex (generic mode) marks math as ``<span class="arithmatex">\(..\)</span>`` and
   ``<div class="arithmatex">\[..\]</div>``, in pages and in mkdocstrings' docstrings alike; the
   Markdown cells of notebooks (mkdocs-jupyter) keep ``$..$`` and ``$$..$$`` in their text. Both are
-  replaced by KaTeX's HTML (what the reader sees) and MathML (what a screen reader reads).
+  replaced by KaTeX's HTML (what the reader sees) and MathML (what a screen reader reads; without
+  the TeX annotation, which no tool of the site reads).
 * All the math of a build goes through ONE long-lived ``node`` process running
   ``hooks/katex_server.js`` (KaTeX from ``node_modules/``, pinned in package-lock.json and installed
   by ``npm ci``), one request per page; results are cached for the rebuilds of ``mkdocs serve``.
 * A TeX error fails the build, naming the page and the TeX (KaTeX's strict mode counts as an error).
 * Search: Material's search plugin indexes ``page.content`` in its ``on_page_context``. Just
   before it, the page's content is swapped for a version made for the index (restored right
-  after): each equation is the text of its MathML (``xt=αˉtx0+...``), never raw TeX, and code
-  listings are left out (highlighted blocks except API signatures, notebook code cells with their
-  outputs). Material's own ``data-search-exclude`` cannot do this: its parser matches elements by
+  after): each inline formula is the text of its MathML (``αˉt``), never raw TeX; display
+  equations, code listings (highlighted blocks except API signatures, notebook code cells with
+  their outputs) are left out, and in the API reference each docstring is indexed by its
+  signature and its summary paragraph. Material's own ``data-search-exclude`` cannot do this: its parser matches elements by
   tag name, so an excluded ``<div>`` or ``<span>`` stops being excluded at its first nested
   ``</div>`` or ``</span>``.
 * Only a page with math links KaTeX's stylesheet (served from ``site/assets/katex/``, woff2 fonts
@@ -58,6 +60,11 @@ _ANNOTATION = re.compile(r"<annotation\b.*?</annotation>", re.DOTALL)
 # "Source code in ..." boxes of the API reference and notebook code cells (with their outputs).
 _BLOCK = re.compile(r'<(?P<tag>div|details) class="(?P<cls>[^"]*)"[^>]*>')
 _LISTING_CLASSES = {"highlight", "jp-CodeCell", "mkdocstrings-source"}
+# mkdocstrings' tables of parameters, return values and exceptions, with their titles.
+_DOC_SECTION = re.compile(
+    r'<p>\s*<span class="doc-section-title">[^<]*</span>\s*</p>\s*<table>.*?</table>',
+    re.DOTALL,
+)
 # Markup that a search preview can do without (each is a few bytes, thousands of times).
 _UNWRAP = re.compile(r"</?(?:code|p)\b[^>]*>")
 
@@ -164,17 +171,75 @@ def drop_blocks(content: str, is_block) -> str:
         pos = end
 
 
-def for_search(content: str) -> str:
-    """`content` with less markup: no ``<p>``/``<code>`` tags, whitespace collapsed outside ``<pre>``.
+def display_math(katex_html: str) -> bool:
+    """Whether KaTeX's output is a display equation (not inline math)."""
+    return katex_html.startswith('<span class="katex-display">')
 
-    The search index keeps the text and the few tags Material shows in a preview; these are
-    bytes that every reader downloads with the index.
+
+_DOC_CONTENTS = re.compile(r'<div class="doc doc-contents[^"]*">')
+_TOP_TAG = re.compile(r"<(/?)(\w+)\b[^>]*?(/?)>")
+
+
+def docstring_summaries(content: str) -> str:
+    """`content` with each API docstring cut to its summary paragraph (mkdocstrings' HTML).
+
+    In each ``<div class="doc doc-contents">``, the first ``<p>`` and the nested API objects
+    (``<div class="doc ...">``: a module's functions, a class's methods) stay; the rest of the
+    docstring (further paragraphs, lists, admonitions, parameter tables) goes.
     """
+    out, pos = [], 0
+    for match in _DOC_CONTENTS.finditer(content):
+        if match.start() < pos:
+            continue  # inside a block already copied below
+        out.append(content[pos : match.end()])
+        depth, kept_summary, cursor = 0, False, match.end()
+        child_start = None
+        for tag in _TOP_TAG.finditer(content, match.end()):
+            closing, name, self_closing = (
+                tag.group(1),
+                tag.group(2).lower(),
+                tag.group(3),
+            )
+            if self_closing or name in _VOID:
+                continue
+            if not closing:
+                if depth == 0:
+                    child_start = tag.start()
+                depth += 1
+                continue
+            depth -= 1
+            if depth < 0:  # the end of doc-contents
+                out.append(content[cursor : tag.end()])
+                pos = tag.end()
+                break
+            if depth == 0:
+                child = content[child_start : tag.end()]
+                out.append(
+                    content[cursor:child_start]
+                )  # the whitespace between elements
+                if name == "p" and not kept_summary:
+                    kept_summary = True
+                    out.append(child)
+                elif child.startswith('<div class="doc '):
+                    out.append(docstring_summaries(child))
+                cursor = tag.end()
+        else:
+            raise PluginError(f"unbalanced HTML after {match.group(0)!r}")
+    out.append(content[pos:])
+    return "".join(out)
+
+
+def for_search(content: str) -> str:
+    """`content` as the search index stores it: text, few tags, no API parameter tables.
+
+    No ``<p>``/``<code>`` tags; whitespace collapsed, in the ``<pre>`` of API signatures too;
+    mkdocstrings' Parameters/Returns/Yields/Raises tables left out (the parameter names are in
+    the signature, the summary and prose of the docstring stay). These are bytes that every
+    reader downloads with the index.
+    """
+    content = _DOC_SECTION.sub(" ", content)
     content = _UNWRAP.sub(lambda m: "" if "code" in m.group(0) else " ", content)
-    parts = re.split(r"(<pre\b.*?</pre>)", content, flags=re.DOTALL)
-    return "".join(
-        part if part.startswith("<pre") else re.sub(r"\s+", " ", part) for part in parts
-    )
+    return re.sub(r"\s+", " ", content)
 
 
 def _is_listing(match: re.Match) -> bool:
@@ -299,14 +364,26 @@ def on_page_content(html_content, page, config, files):
     for match, answer in zip(found, answers):
         between = html_content[pos : match.start()]
         tag = match.group("tag")
-        parts += [between, f'<{tag} class="arithmatex">{answer["html"]}</{tag}>']
-        search_parts += [between, f"<{tag}>{plain_text(answer['html'])}</{tag}>"]
+        # The TeX source that KaTeX copies into the MathML is for copy-and-paste tools that
+        # the site does not ship; the MathML itself stays for screen readers.
+        parts += [
+            between,
+            f'<{tag} class="arithmatex">{_ANNOTATION.sub("", answer["html"])}</{tag}>',
+        ]
+        # Inline math is part of a sentence and stays searchable; a display equation's text
+        # (``xt=αˉtx0+...``) matches no query anyone types, so it leaves the index.
+        search_parts += [
+            between,
+            ""
+            if display_math(answer["html"])
+            else f"<{tag}>{plain_text(answer['html'])}</{tag}>",
+        ]
         pos = match.end()
     parts.append(html_content[pos:])
     search_parts.append(html_content[pos:])
     html_content = "".join(parts)
     FOR_SEARCH[page.file.src_uri] = for_search(
-        drop_blocks("".join(search_parts), _is_listing)
+        docstring_summaries(drop_blocks("".join(search_parts), _is_listing))
     )
     if found:
         base = _page_dir(page)

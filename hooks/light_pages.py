@@ -1,9 +1,10 @@
 """MkDocs hook: a page's first load fetches what that page shows.
 
-Material's bundle fetches the whole search index (``search/search_index.json``) the moment any
-page opens, whether or not the reader searches. ``hooks/search_on_demand.js``, inlined into each
-page just before the bundle (``id="search-on-demand"``), holds that request back until the search
-box first gets focus; search works as before, the index arrives when it is wanted.
+Material's bundle starts its search worker and fetches the whole search index
+(``search/search_index.json``) the moment any page opens, whether or not the reader searches.
+``hooks/search_on_demand.js``, inlined into each page just before the bundle
+(``id="search-on-demand"``), holds both back until the search box first gets focus; search works
+as before, the worker and the index arrive when they are wanted.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """MkDocs hook: everything a page loads comes from the built site itself.
 
 * Every ``snippets/*.py`` module is copied whole into ``site/snippets/``, and each code block
-  titled ``snippets/<module>.py`` gets a link to that file, so a reader who copies one section can
+  titled ``snippets/<module>.py`` gets a link to that file (in the API reference, each module's
+  heading is followed by one, in place of mkdocstrings' source listings), so a reader who copies one section can
   fetch the module with its imports and helpers in one click.
 * Notebook pages rendered by mkdocs-jupyter carry nbconvert's ``<script>`` tags for MathJax 2 and
   mermaid from a CDN; they are removed here (hooks/katex.py typesets notebook Markdown at build
@@ -47,6 +48,11 @@ _BIG_INLINE_STYLE = re.compile(
 )
 
 
+_MODULE_HEADING = re.compile(
+    r'<h(?P<level>[1-6]) id="snippets\.(?P<module>[\w.]+)" class="doc doc-heading">'
+    r"(?:(?!</h(?P=level)>).)*?doc-module-name.*?</h(?P=level)>",
+    re.DOTALL,
+)
 _CLASS_ATTR = re.compile(r'class="([^"]*)"')
 _VAR = re.compile(r"var\(\s*(--[\w-]+)")
 
@@ -197,7 +203,21 @@ def on_page_content(html, page, config, files):
             f'title="Download the whole module">{path}</a></span>'
         )
 
-    return _TITLE.sub(link, html)
+    html = _TITLE.sub(link, html)
+
+    def module_source(match: re.Match) -> str:
+        # The API reference shows no source listings (mkdocstrings' show_source is off): each
+        # module's heading is followed by a link to the whole module instead.
+        path = f"snippets/{match.group('module').replace('.', '/')}.py"
+        if not (SNIPPETS_DIR.parent / path).is_file():
+            return match.group(0)
+        href = posixpath.relpath(path, _page_dir(page))
+        return (
+            f'{match.group(0)}\n<p class="module-source">Source: <a class="snippet-source" '
+            f'href="{href}" title="Download the whole module"><code>{path}</code></a></p>'
+        )
+
+    return _MODULE_HEADING.sub(module_source, html)
 
 
 def on_post_page(output, page, config):

@@ -248,3 +248,88 @@ def test_every_page_holds_the_search_index_back_until_a_search(built_site):
             missing.append(str(page.relative_to(built_site)))
     assert "404.html" in {p.name for p in pages}
     assert not missing, f"pages that fetch the search index at start-up: {missing}"
+
+
+@needs_node
+def test_search_index_keeps_prose_signatures_and_docstring_summaries_only():
+    page = fake_page("reference/y.md", "reference/y/")
+    html = katex.on_page_content(
+        '<p>Page prose, then <span class="arithmatex">\\(\\alpha\\)</span>.</p>'
+        '<div class="arithmatex">\\[\nx_t = \\beta_t\n\\]</div>'
+        '<div class="doc doc-object"><h3 id="f">f</h3>'
+        '<div class="doc-signature highlight"><pre><code>f(\n    a: int,\n)</code></pre></div>'
+        '<div class="doc doc-contents "><p>Summary of f.</p><p>Extended prose.</p>'
+        '<p><span class="doc-section-title">Parameters:</span></p>\n<table><tr>'
+        "<td>a</td><td>Described here.</td></tr></table></div></div><p>After.</p>",
+        page,
+        {},
+        None,
+    )
+    page.content = html
+    katex._content_for_search({}, page, {}, None)
+    indexed = page.content
+    katex._real_content({}, page, {}, None)
+    assert "<pre>f( a: int, )</pre>" in indexed  # the signature, on one line
+    assert "Page prose" in indexed and "α" in indexed and "After." in indexed
+    assert "Summary of f." in indexed
+    assert "β" not in indexed  # a display equation is no search term
+    assert "Extended prose" not in indexed and "Described here" not in indexed
+    assert "Described here" in html and "application/x-tex" not in html
+
+
+def test_purge_css_keeps_what_the_site_can_use():
+    from hooks.page_weight import purge_css
+
+    css = (
+        "@font-face{font-family:K;src:url(k.woff)}"
+        ":root{--icon-used:url(a.svg);--icon-unused:url(b.svg);--chain:var(--end);--end:1px}"
+        ".md-used{mask:var(--icon-used);margin:var(--chain)}"
+        ".md-unused{mask:var(--icon-unused)}"
+        ".md-used:not(.md-unused),.md-gone .md-used{color:red}"
+        "[data-md-color-primary=indigo]{--p:blue}[data-md-color-primary=deep-purple]{--p:purple}"
+        "[dir=rtl] .md-used{margin:0}"
+        "@media print{.md-unused{display:none}.md-used{display:block}}"
+        "@keyframes spin{to{transform:rotate(1turn)}}"
+    )
+    palette = {"data-md-color-primary": {"deep-purple"}, "dir": {"ltr"}}
+    out = purge_css(css, {"md-used"}, palette, reads={"--p"})
+    assert out == (
+        "@font-face{font-family:K;src:url(k.woff)}"
+        ":root{--icon-used:url(a.svg);--chain:var(--end);--end:1px}"
+        ".md-used{mask:var(--icon-used);margin:var(--chain)}"
+        ".md-used:not(.md-unused){color:red}"
+        "[data-md-color-primary=deep-purple]{--p:purple}"
+        "@media print{.md-used{display:block}}"
+        "@keyframes spin{to{transform:rotate(1turn)}}"
+    )
+    with pytest.raises(TypeError, match="css"):
+        purge_css(None, set(), {})
+
+
+def test_images_load_lazily_and_embedded_pngs_become_files(tmp_path):
+    import base64
+    import struct
+    import zlib
+
+    from hooks.page_weight import lazy_images
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00\x00\x00\x00" * 2))
+        + chunk(b"IEND", b"")
+    )
+    html = (
+        '<img src="a.svg" alt="a"><img src="b.svg" loading="eager" alt="b">'
+        f'<img alt="" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+    )
+    out = lazy_images(html, tmp_path)
+    assert '<img src="a.svg" alt="a" loading="lazy" decoding="async">' in out
+    assert 'loading="eager"' in out and out.count('loading="lazy"') == 2
+    (written,) = tmp_path.glob("*.png")
+    assert written.read_bytes() == png and "data:" not in out
+    assert f'src="{written.name}" width="3" height="2"' in out

@@ -1,0 +1,362 @@
+"""MkDocs hook: what a reader downloads to open a page (measured by benchmarks/site_build.py).
+
+Runs after the other hooks (last in ``mkdocs.yml``):
+
+* **Images** load when they come near the screen: every ``<img>`` without a ``loading``
+  attribute gets ``loading="lazy"``, and the hidden one of a light/dark pair is then never
+  fetched. The figures that notebook outputs embed as base64 (``data:image/png``) are written
+  out as files next to the page, with their width and height, so the HTML stays small and the
+  images load as the reader scrolls.
+* **Stylesheets** shrink to the rules the site can use. Material's ``main`` and ``palette``
+  stylesheets keep a rule when every class its selector needs appears in some built page or in
+  Material's scripts (which add classes as the reader interacts), and a palette rule when its
+  colour is the site's; custom properties stay whenever anything reads them. KaTeX's stylesheet
+  keeps the rules whose classes some page's math uses.
+* **KaTeX's fonts** are cut to the characters that occur in the site's pages (as WOFF; the
+  characters of every page, not only of the math, so a new formula on an old page cannot miss a
+  glyph), named after their content.
+* Each changed file gets a new name from a hash of its content (a browser that cached the old
+  file cannot mix the two), and every page is pointed at it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+import re
+import struct
+from pathlib import Path
+
+import tinycss2
+from mkdocs.plugins import event_priority
+
+log = logging.getLogger("mkdocs.hooks.page_weight")
+KATEX_FONTS = (
+    Path(__file__).resolve().parent.parent / "node_modules" / "katex" / "dist" / "fonts"
+)
+
+_IMG = re.compile(r"<img\b(?P<attrs>[^>]*?)(?P<end>/?>)", re.IGNORECASE)
+_DATA_PNG = re.compile(r'src="data:image/png;base64,(?P<data>[A-Za-z0-9+/=\s]+)"')
+_CLASS_ATTR = re.compile(r'class="([^"]*)"')
+# Attributes whose values decide whether a rule applies: the palette, and the text direction.
+_PALETTE_ATTR = re.compile(
+    r'\b(data-md-color-primary|data-md-color-accent|data-md-color-scheme|dir)="([^"]*)"'
+)
+_PALETTE_SELECTOR = re.compile(
+    r"\[(data-md-color-primary|data-md-color-accent|data-md-color-scheme|dir)=['\"]?([\w-]+)['\"]?\]"
+)
+_VAR = re.compile(r"var\(\s*(--[\w-]+)")
+_WORD = re.compile(r"[A-Za-z_][\w-]*")
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", data[16:24])
+
+
+def lazy_images(html: str, page_dir: Path | None = None) -> str:
+    """`html` with ``loading="lazy"`` on every image, and embedded PNGs written to `page_dir`.
+
+    Args:
+        html: A page's HTML.
+        page_dir: Where the page's ``index.html`` is written; if given, each
+            ``src="data:image/png;base64,..."`` becomes a file there, named by its hash.
+
+    Returns:
+        The HTML with the images changed.
+    """
+
+    def one(match: re.Match) -> str:
+        attrs = match.group("attrs")
+        if page_dir is not None:
+            embedded = _DATA_PNG.search(attrs)
+            if embedded:
+                data = base64.b64decode(embedded.group("data"))
+                name = f"{hashlib.sha256(data).hexdigest()[:12]}.png"
+                page_dir.mkdir(parents=True, exist_ok=True)
+                (page_dir / name).write_bytes(data)
+                size = _png_size(data)
+                attrs = attrs.replace(embedded.group(0), f'src="{name}"')
+                if size and "width=" not in attrs and "height=" not in attrs:
+                    attrs += f' width="{size[0]}" height="{size[1]}"'
+        if "loading=" not in attrs:
+            attrs += ' loading="lazy"'
+        if "decoding=" not in attrs:
+            attrs += ' decoding="async"'
+        return f"<img{attrs}{match.group('end')}"
+
+    return _IMG.sub(one, html)
+
+
+@event_priority(-100)  # after every other hook has changed the page
+def on_post_page(output, page, config):
+    """Lazy images; a notebook's embedded figures become files beside the page."""
+    page_dir = None
+    if page.file.src_uri.endswith(".ipynb"):
+        page_dir = Path(config["site_dir"]) / Path(page.file.dest_uri).parent
+    return lazy_images(output, page_dir)
+
+
+# ---------------------------------------------------------------- stylesheets
+
+
+def _selectors(prelude) -> list[list]:
+    parts: list[list] = [[]]
+    for token in prelude:
+        if token == ",":
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    return parts
+
+
+def _required_classes(selector) -> set[str]:
+    """The classes a selector requires (not those inside ``:not(...)`` and other functions)."""
+    classes, prev = set(), None
+    for token in selector:
+        if token.type == "ident" and prev is not None and prev == ".":
+            classes.add(token.value)
+        prev = token
+    return classes
+
+
+def purge_css(
+    css: str,
+    classes: set[str],
+    palette: dict[str, set[str]],
+    reads: set[str] | None = None,
+) -> str:
+    """Keep the rules of `css` that can apply to the site, and the custom properties read.
+
+    Args:
+        css: A stylesheet.
+        classes: Every class the site's pages and scripts can use.
+        palette: For ``data-md-color-primary``, ``-accent``, ``-scheme`` and ``dir``, the
+            values the pages set (a rule for right-to-left text or another colour goes).
+        reads: Custom properties (``--x``) that something outside `css` reads; if given, a
+            custom property definition stays only when a kept declaration of `css` reads it
+            (directly or through another custom property) or it is in `reads`. If None, every
+            definition stays.
+
+    Returns:
+        The stylesheet without the rules no selector of which can match; ``@font-face``,
+        ``@keyframes`` and other at-rules are kept as they are.
+    """
+    if not isinstance(css, str):
+        raise TypeError(f"css must be a string, got {type(css).__name__}")
+
+    def selector_can_match(selector) -> bool:
+        if not _required_classes(selector) <= classes:
+            return False
+        text = tinycss2.serialize(selector)
+        return all(
+            value in palette.get(kind, set())
+            for kind, value in _PALETTE_SELECTOR.findall(text)
+        )
+
+    def shake(rules) -> list:
+        out = []
+        for rule in rules:
+            if rule.type == "qualified-rule":
+                kept = [
+                    tinycss2.serialize(sel).strip()
+                    for sel in _selectors(rule.prelude)
+                    if selector_can_match(sel)
+                ]
+                if kept:
+                    declarations = [
+                        (d.lower_name, tinycss2.serialize(d.value).strip(), d.important)
+                        for d in tinycss2.parse_declaration_list(
+                            rule.content, skip_comments=True, skip_whitespace=True
+                        )
+                        if d.type == "declaration"
+                    ]
+                    out.append(("rule", ",".join(kept), declarations))
+            elif rule.type == "at-rule" and rule.lower_at_keyword in (
+                "media",
+                "supports",
+            ):
+                inner = shake(
+                    tinycss2.parse_rule_list(
+                        rule.content, skip_comments=True, skip_whitespace=True
+                    )
+                )
+                if inner:
+                    prelude = tinycss2.serialize(rule.prelude).strip()
+                    out.append(("at", f"@{rule.at_keyword} {prelude}", inner))
+            elif rule.type == "at-rule" and rule.lower_at_keyword == "charset":
+                continue
+            elif rule.type != "error":
+                out.append(("raw", tinycss2.serialize([rule]), None))
+        return out
+
+    def declarations(tree):
+        for kind, head, body in tree:
+            if kind == "rule":
+                yield from body
+            elif kind == "at":
+                yield from declarations(body)
+
+    kept = shake(
+        tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True)
+    )
+    needed = None
+    if reads is not None:
+        values: dict[str, list[str]] = {}
+        todo = list(reads)
+        for name, value, _ in declarations(kept):
+            if name.startswith("--"):
+                values.setdefault(name, []).append(value)
+            else:
+                todo += _VAR.findall(value)
+        for kind, head, _ in kept:
+            if kind == "raw":
+                todo += _VAR.findall(head)
+        needed = set()
+        while todo:
+            name = todo.pop()
+            if name not in needed:
+                needed.add(name)
+                for value in values.get(name, []):
+                    todo += _VAR.findall(value)
+
+    def emit(tree) -> str:
+        out = []
+        for kind, head, body in tree:
+            if kind == "raw":
+                out.append(head)
+                continue
+            if kind == "rule":
+                text = ";".join(
+                    f"{name}:{value}{' !important' if important else ''}"
+                    for name, value, important in body
+                    if needed is None or not name.startswith("--") or name in needed
+                )
+            else:
+                text = emit(body)
+            if text:
+                out.append(f"{head}{{{text}}}")
+        return "".join(out)
+
+    return emit(kept)
+
+
+def _hashed(path: Path, data: bytes) -> Path:
+    """Write `data` beside `path` under a name holding its hash; remove `path`."""
+    digest = hashlib.sha256(data).hexdigest()[:10]
+    stem = path.name.split(".")[0]
+    suffix = ".min.css" if path.name.endswith(".min.css") else path.suffix
+    target = path.with_name(f"{stem}.{digest}{suffix}")
+    target.write_bytes(data)
+    if target != path:
+        path.unlink()
+    return target
+
+
+def _katex_fonts(site: Path, text: str, katex_dir: Path) -> dict[str, str]:
+    """Subset every KaTeX font to the characters of `text`; old name -> new name."""
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    logging.getLogger("fontTools").setLevel(
+        logging.ERROR
+    )  # KaTeX's fonts' old timestamps
+
+    unicodes = {ord(c) for c in text} | set(range(0x20, 0x7F))
+    renames = {}
+    for font_path in sorted((katex_dir / "fonts").glob("*.woff2")):
+        # read KaTeX's TrueType copy: decoding WOFF2 would need the Brotli module
+        source = KATEX_FONTS / (font_path.name[: -len(".woff2")] + ".ttf")
+        if not source.is_file():
+            log.info("KaTeX font %s left whole (no %s)", font_path.name, source)
+            continue
+        font = TTFont(source)
+        options = subset.Options()
+        options.flavor = "woff"
+        options.hinting = False
+        options.desubroutinize = True
+        options.name_IDs = []
+        options.notdef_outline = True
+        subsetter = subset.Subsetter(options)
+        subsetter.populate(unicodes=unicodes)
+        subsetter.subset(font)
+        buffer = io.BytesIO()
+        font.flavor = "woff"
+        font.save(buffer)
+        data = buffer.getvalue()
+        stem = font_path.name[: -len(".woff2")]
+        name = f"{stem}.{hashlib.sha256(data).hexdigest()[:10]}.woff"
+        (font_path.parent / name).write_bytes(data)
+        renames[font_path.name] = name
+    return renames
+
+
+@event_priority(-100)  # after hooks/katex.py has written KaTeX's stylesheet and fonts
+def on_post_build(config):
+    """Purge and rename Material's and KaTeX's stylesheets, subset KaTeX's fonts, relink pages."""
+    site = Path(config["site_dir"])
+    pages = [p for p in site.rglob("*.html") if p.parts[len(site.parts)] != "snippets"]
+    htmls = {p: p.read_text(encoding="utf-8") for p in pages}
+    classes: set[str] = set()
+    palette: dict[str, set[str]] = {}
+    for html in htmls.values():
+        for attr in _CLASS_ATTR.findall(html):
+            classes.update(attr.split())
+        for kind, value in _PALETTE_ATTR.findall(html):
+            palette.setdefault(kind, set()).add(value)
+    scripts = "".join(
+        p.read_text(encoding="utf-8", errors="replace")
+        for p in (site / "assets" / "javascripts").rglob("*.js")
+    )
+    script_words = set(_WORD.findall(scripts))
+    # Custom properties read anywhere outside Material's own two stylesheets stay defined.
+    reads = set(_VAR.findall(scripts)) | set(_VAR.findall("".join(htmls.values())))
+    stylesheets = site / "assets" / "stylesheets"
+    material = sorted(stylesheets.glob("main.*.min.css")) + sorted(
+        stylesheets.glob("palette.*.min.css")
+    )
+    for css_path in site.rglob("*.css"):
+        if css_path not in material:
+            reads |= set(
+                _VAR.findall(css_path.read_text(encoding="utf-8", errors="replace"))
+            )
+    renames: dict[str, str] = {}
+    # main reads what palette defines and the other way round: each counts the other's reads
+    sources = [p.read_text(encoding="utf-8") for p in material]
+    first = [purge_css(css, classes | script_words, palette) for css in sources]
+    for i, (path, css) in enumerate(zip(material, sources)):
+        others = {
+            v for j, text in enumerate(first) if j != i for v in _VAR.findall(text)
+        }
+        css = purge_css(css, classes | script_words, palette, reads | others)
+        renames[path.name] = _hashed(path, css.encode()).name
+
+    katex_dir = site / "assets" / "katex"
+    katex_css = katex_dir / "katex.min.css"
+    if katex_css.is_file():
+        text = "".join(_TAGS.sub("", html) for html in htmls.values())
+        import html as html_lib
+
+        fonts = _katex_fonts(site, html_lib.unescape(text), katex_dir)
+        css = purge_css(katex_css.read_text(encoding="utf-8"), classes, palette)
+        for old, new in fonts.items():
+            css = css.replace(f"fonts/{old}", f"fonts/{new}").replace(
+                f'{new}) format("woff2")', f'{new}) format("woff")'
+            )
+        for old in fonts:
+            (katex_dir / "fonts" / old).unlink()
+        renames[katex_css.name] = _hashed(katex_css, css.encode()).name
+
+    link = re.compile(
+        r'(href="[^"]*/?)('
+        + "|".join(re.escape(name) for name in sorted(renames, key=len, reverse=True))
+        + r')"'
+    )
+    for path, html in htmls.items():
+        new = link.sub(lambda m: f'{m.group(1)}{renames[m.group(2)]}"', html)
+        if new != html:
+            path.write_text(new, encoding="utf-8")
