@@ -24,7 +24,9 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from snippets import check
 from snippets.forward import (
+    check_prediction_type,
     gaussian_noise,
     predict_x0_and_eps,
     q_posterior_mean_variance,
@@ -37,6 +39,7 @@ Step = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 __all__ = [
     "check_mask",
+    "check_inpaint_args",
     "inpaint_step",
     "inpaint_progressive",
     "inpaint",
@@ -58,10 +61,11 @@ def check_mask(mask: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         The mask as `torch.bool`, shape broadcastable to `x0`.
 
     Raises:
-        ValueError: If `mask` is not a tensor, has the wrong shape, or holds a value other than 0 and 1.
+        TypeError: If `mask` is not a tensor, or `x0` is not a floating-point tensor.
+        ValueError: If `mask` has the wrong shape or holds a value other than 0 and 1.
     """
-    if not isinstance(mask, torch.Tensor):
-        raise ValueError(f"mask must be a tensor, got {type(mask).__name__}")
+    check.tensor("mask", mask, dtype=None, finite=False)
+    check.tensor("x0", x0, ndim=4)
     try:
         broadcast = torch.broadcast_shapes(mask.shape, x0.shape)
     except RuntimeError:
@@ -76,6 +80,29 @@ def check_mask(mask: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
             "mask must hold only 0 (pixel to fill) and 1 (known pixel), got other values"
         )
     return mask.to(device=x0.device, dtype=torch.bool)
+
+
+def check_inpaint_args(
+    model: Model,
+    x0: torch.Tensor,
+    mask: torch.Tensor,
+    schedule: NoiseSchedule,
+    prediction_type: str,
+    generator: torch.Generator | None,
+    x_T: torch.Tensor | None,
+    clip_sample: bool,
+) -> torch.Tensor:
+    """The checks both inpainting loops start with, each naming its argument; returns the mask
+    as `torch.bool` (see `check_mask`)."""
+    check.instance("model", model, Callable)
+    mask = check_mask(mask, x0)
+    check.instance("schedule", schedule, NoiseSchedule)
+    check_prediction_type(prediction_type)
+    check.generator("generator", generator)
+    if x_T is not None:
+        check.same_shape("x_T", check.tensor("x_T", x_T), "x0", x0)
+    check.boolean("clip_sample", clip_sample)
+    return mask
 
 
 def inpaint_step(
@@ -168,9 +195,12 @@ def inpaint_progressive(
         `(t, x_prev, x0_hat)` after each step.
 
     Raises:
-        ValueError: If `mask` has the wrong shape or a value other than 0 and 1.
+        ValueError: If `mask` has the wrong shape or a value other than 0 and 1 (and for the
+            other bad arguments named by `check_inpaint_args`).
     """
-    mask = check_mask(mask, x0)
+    mask = check_inpaint_args(
+        model, x0, mask, schedule, prediction_type, generator, x_T, clip_sample
+    )
     T = schedule.num_train_timesteps
     x = gaussian_noise(x0, generator) if x_T is None else x_T
     for t in inference_timesteps(T, num_inference_steps, "leading"):
@@ -232,11 +262,16 @@ def repaint_timesteps(
         smaller, a jump up by one stride wherever it is larger.
 
     Raises:
-        ValueError: If `jump_length` or `jump_n_sample` is not a positive integer.
+        TypeError: If an argument is not an integer.
+        ValueError: If `jump_length` or `jump_n_sample` is below 1, or `num_inference_steps` is
+            outside `[1, num_train_timesteps]`.
     """
-    for name, value in (("jump_length", jump_length), ("jump_n_sample", jump_n_sample)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value}")
+    check.integer("num_train_timesteps", num_train_timesteps, ge=1)
+    check.integer(
+        "num_inference_steps", num_inference_steps, ge=1, le=num_train_timesteps
+    )
+    check.integer("jump_length", jump_length, ge=1)
+    check.integer("jump_n_sample", jump_n_sample, ge=1)
     stride = num_train_timesteps // num_inference_steps
     # the indices (in inference steps) from which a jump starts, with their remaining counts
     jumps = {
@@ -300,10 +335,12 @@ def repaint_progressive(
         ValueError: If `mask` has the wrong shape or a value other than 0 and 1, or `jump_length`
             or `jump_n_sample` is not a positive integer.
     """
-    mask = check_mask(mask, x0)
+    mask = check_inpaint_args(
+        model, x0, mask, schedule, prediction_type, generator, x_T, clip_sample
+    )
     T = schedule.num_train_timesteps
-    stride = T // num_inference_steps
     timesteps = repaint_timesteps(T, num_inference_steps, jump_length, jump_n_sample)
+    stride = T // num_inference_steps
     # \bar\alpha with a leading 1 for clean data: index t + 1
     alpha_bar_padded = torch.cat([torch.ones(1), schedule.alpha_bar])
     x = gaussian_noise(x0, generator) if x_T is None else x_T

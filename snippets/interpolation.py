@@ -16,10 +16,14 @@ import math
 
 import torch
 
+from snippets import check
+
 __all__ = ["lerp", "slerp"]
 
 
 def _check_pair(x0: torch.Tensor, x1: torch.Tensor, alpha: float) -> None:
+    check.tensor("x0", x0)
+    check.tensor("x1", x1)
     if x0.shape != x1.shape:
         raise ValueError(
             f"x0 and x1 must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}"
@@ -49,7 +53,9 @@ def lerp(x0: torch.Tensor, x1: torch.Tensor, alpha: float) -> torch.Tensor:
         The interpolant, shape of `x0`.
 
     Raises:
-        ValueError: If the shapes differ or `alpha` is outside `[0, 1]` or NaN.
+        TypeError: If `x0` or `x1` is not a floating-point tensor.
+        ValueError: If the shapes differ, an input is not finite, or `alpha` is outside
+            `[0, 1]` or NaN.
     """
     _check_pair(x0, x1, alpha)
     return (1 - alpha) * x0 + alpha * x1
@@ -79,10 +85,19 @@ def slerp(
         The interpolant, shape of `x0`.
 
     Raises:
-        ValueError: If the shapes differ or `alpha` is outside `[0, 1]` or NaN.
+        TypeError: If `x0` or `x1` is not a floating-point tensor.
+        ValueError: If the shapes differ, an input is not finite, has no batch dimension or an
+            all-zero element, `alpha` is outside `[0, 1]` or NaN, or `dot_threshold` is not in
+            `(0, 1]`.
     """
     _check_pair(x0, x1, alpha)
+    check.real("dot_threshold", dot_threshold, gt=0, le=1)
+    if x0.ndim < 2:
+        raise ValueError(f"x0 must have a batch dimension, got shape {tuple(x0.shape)}")
     a, b = x0.flatten(1).double(), x1.flatten(1).double()
+    for name, v in (("x0", a), ("x1", b)):
+        if bool((v.norm(dim=1) == 0).any()):
+            raise ValueError(f"{name} holds an all-zero element: it has no direction")
     # --8<-- [start:slerp-body]
     # 1. the angle between each pair: cos(theta) = <x0, x1> / (|x0| |x1|)
     cos_theta = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from snippets import check
 from snippets.forward import check_prediction_type, predict_x0_and_eps
 from snippets.sampling import ddim_sample
 from snippets.schedules import NoiseSchedule, inference_timesteps
@@ -31,9 +32,14 @@ INVERSION_SPACINGS = ("leading", "trailing")
 
 def check_eta_for_inversion(eta: float) -> None:
     """Raise a `ValueError` naming `eta` unless it is exactly 0 (the deterministic sampler)."""
-    if not isinstance(eta, (int, float)) or math.isnan(eta) or eta != 0:
+    if (
+        isinstance(eta, bool)
+        or not isinstance(eta, (int, float))
+        or math.isnan(eta)
+        or eta != 0
+    ):
         raise ValueError(
-            f"eta must be 0 for DDIM inversion, got {eta}: a stochastic sampler (eta > 0) adds "
+            f"eta must be 0 for DDIM inversion, got {eta!r}: a stochastic sampler (eta > 0) adds "
             "fresh noise at every step, so no single x_T maps back to the image"
         )
 
@@ -88,14 +94,21 @@ def ddim_invert_progressive(
         `(t, x_t, x0_hat)` after each step, $t$ increasing.
 
     Raises:
-        ValueError: If `eta` is not 0, or `timestep_spacing` is not one of the two above.
+        TypeError: For a `model` that is not callable, an `x0` that is not a floating-point
+            tensor, a `schedule` that is not a `NoiseSchedule` or a `clip_sample` that is not a
+            bool.
+        ValueError: If `eta` is not 0 (a stochastic sampler cannot be inverted), `x0` is not
+            4-d and finite, `timestep_spacing` is not one of the two above, or
+            `num_inference_steps` or `clip_sample_range` is out of range.
     """
+    check.instance("model", model, Callable)
+    check.tensor("x0", x0, ndim=4)
+    check.instance("schedule", schedule, NoiseSchedule)
     check_eta_for_inversion(eta)
     check_prediction_type(prediction_type)
-    if timestep_spacing not in INVERSION_SPACINGS:
-        raise ValueError(
-            f"timestep_spacing must be 'leading' or 'trailing' for DDIM inversion, got {timestep_spacing!r}"
-        )
+    check.one_of("timestep_spacing", timestep_spacing, INVERSION_SPACINGS)
+    check.boolean("clip_sample", clip_sample)
+    check.real("clip_sample_range", clip_sample_range, gt=0)
     T = schedule.num_train_timesteps
     # \bar\alpha with a leading 1 for clean data: index t' + 1, so that t' = -1 means \bar\alpha = 1
     alpha_bar_padded = F.pad(schedule.alpha_bar, (1, 0), value=1.0)

@@ -18,9 +18,10 @@ from collections.abc import Callable
 
 import torch
 
+from snippets import check
 from snippets.forward import q_sample
 from snippets.sampling import ddim_sample, ddpm_sample
-from snippets.schedules import NoiseSchedule, inference_timesteps
+from snippets.schedules import TIMESTEP_SPACINGS, NoiseSchedule, inference_timesteps
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -71,9 +72,10 @@ def img2img_timesteps(
         $\lfloor N \cdot \mathrm{strength} \rfloor = 0$), and how many of the $N$ are skipped.
 
     Raises:
-        ValueError: If `strength` is outside `[0, 1]` or NaN.
+        ValueError: If `strength` is outside `[0, 1]` or NaN, or `timestep_spacing` is unknown.
     """
     check_strength(strength)
+    check.one_of("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
     timesteps = inference_timesteps(
         num_train_timesteps, num_inference_steps, timestep_spacing
     )
@@ -124,13 +126,16 @@ def sdedit(
         The edited images, shape `(B, C, H, W)`.
 
     Raises:
-        ValueError: If `strength` is outside `[0, 1]` or NaN, or `sampler` is unknown.
+        TypeError: For a `model` that is not callable, an `x0` that is not a floating-point
+            tensor or a `schedule` that is not a `NoiseSchedule`.
+        ValueError: If `strength` is outside `[0, 1]` or NaN, `sampler` is unknown, or `x0` is
+            not 4-d and finite; the sampler checks its own arguments.
     """
+    check.instance("model", model, Callable)
+    check.tensor("x0", x0, ndim=4)
+    check.instance("schedule", schedule, NoiseSchedule)
     check_strength(strength)
-    if sampler not in SDEDIT_SAMPLERS:
-        raise ValueError(
-            f"sampler must be one of {', '.join(SDEDIT_SAMPLERS)} for SDEdit, got {sampler!r}"
-        )
+    check.one_of("sampler", sampler, tuple(SDEDIT_SAMPLERS))
     # --8<-- [start:sdedit-body]
     # 1. the timesteps left at this strength; the first one is t_0
     timesteps, start_step = img2img_timesteps(
