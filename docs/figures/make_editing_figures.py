@@ -111,7 +111,8 @@ def fig_inversion(out, fast):
     steps_list = [2, 3] if fast else [2, 10, 50]
     kw = dict(prediction_type=checkpoint.prediction_type)
     x_T = ddim_invert(conditional(y), x0, checkpoint.schedule, steps_list[-1], **kw)
-    rows, names = [x0, x_T / 3], ["held-out digits", f"x_T ({steps_list[-1]} steps)"]
+    rows = [x0, x_T / 3]  # x_T has std about 1: divided by 3 to fit [-1, 1]
+    names = ["held-out digits", f"x_T / 3 ({steps_list[-1]} steps)"]
     for steps in steps_list:
         _, back = ddim_round_trip(conditional(y), x0, checkpoint.schedule, steps, **kw)
         rows.append(back)
@@ -144,8 +145,10 @@ def fig_sdedit(out, fast):
     # rows = sketches, columns = strengths
     rows = [torch.stack([c[i] for c in columns]) for i in range(len(digits))]
     labels = [f"sketch of {d}" for d in digits.tolist()]
-    cols = ["the sketch"] + [f"strength {s:g}" for s in strengths[1:]]
-    return save_figure(grid_figure(rows, labels, cols, cell=0.85), out / "sdedit.png")
+    cols = ["sketch"] + [f"{s:g}" for s in strengths[1:]]
+    title = "SDEdit strength (0: the sketch itself)"
+    draw = grid_figure(rows, labels, cols, title=title, cell=0.85)
+    return save_figure(draw, out / "sdedit.png")
 
 
 def fig_inpainting(out, fast):
