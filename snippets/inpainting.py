@@ -39,6 +39,7 @@ Step = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 __all__ = [
     "check_mask",
+    "check_inpaint_args",
     "inpaint_step",
     "inpaint_progressive",
     "inpaint",
@@ -60,7 +61,8 @@ def check_mask(mask: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         The mask as `torch.bool`, shape broadcastable to `x0`.
 
     Raises:
-        ValueError: If `mask` is not a tensor, has the wrong shape, or holds a value other than 0 and 1.
+        TypeError: If `mask` is not a tensor, or `x0` is not a floating-point tensor.
+        ValueError: If `mask` has the wrong shape or holds a value other than 0 and 1.
     """
     check.tensor("mask", mask, dtype=None)
     check.tensor("x0", x0, ndim=4)
@@ -80,7 +82,7 @@ def check_mask(mask: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     return mask.to(device=x0.device, dtype=torch.bool)
 
 
-def _check_inpaint_args(
+def check_inpaint_args(
     model,
     x0,
     mask,
@@ -206,9 +208,10 @@ def inpaint_progressive(
         `(t, x_prev, x0_hat)` after each step.
 
     Raises:
-        ValueError: If `mask` has the wrong shape or a value other than 0 and 1.
+        ValueError: If `mask` has the wrong shape or a value other than 0 and 1 (and for the
+            other bad arguments named by `check_inpaint_args`).
     """
-    mask = _check_inpaint_args(
+    mask = check_inpaint_args(
         model,
         x0,
         mask,
@@ -280,7 +283,9 @@ def repaint_timesteps(
         smaller, a jump up by one stride wherever it is larger.
 
     Raises:
-        ValueError: If `jump_length` or `jump_n_sample` is not a positive integer.
+        TypeError: If an argument is not an integer.
+        ValueError: If `jump_length` or `jump_n_sample` is below 1, or `num_inference_steps` is
+            outside `[1, num_train_timesteps]`.
     """
     check.integer("num_train_timesteps", num_train_timesteps, ge=1)
     check.integer(
@@ -351,7 +356,7 @@ def repaint_progressive(
         ValueError: If `mask` has the wrong shape or a value other than 0 and 1, or `jump_length`
             or `jump_n_sample` is not a positive integer.
     """
-    mask = _check_inpaint_args(
+    mask = check_inpaint_args(
         model,
         x0,
         mask,
@@ -363,8 +368,8 @@ def repaint_progressive(
         clip_sample,
     )
     T = schedule.num_train_timesteps
-    stride = T // num_inference_steps
     timesteps = repaint_timesteps(T, num_inference_steps, jump_length, jump_n_sample)
+    stride = T // num_inference_steps
     # \bar\alpha with a leading 1 for clean data: index t + 1
     alpha_bar_padded = torch.cat([torch.ones(1), schedule.alpha_bar])
     x = gaussian_noise(x0, generator) if x_T is None else x_T

@@ -42,7 +42,9 @@ def lerp(x0: torch.Tensor, x1: torch.Tensor, alpha: float) -> torch.Tensor:
         The interpolant, shape of `x0`.
 
     Raises:
-        ValueError: If the shapes differ or `alpha` is outside `[0, 1]` or NaN.
+        TypeError: If `x0` or `x1` is not a floating-point tensor.
+        ValueError: If the shapes differ, an input is not finite, or `alpha` is outside
+            `[0, 1]` or NaN.
     """
     _check_pair(x0, x1, alpha)
     return (1 - alpha) * x0 + alpha * x1
@@ -72,13 +74,19 @@ def slerp(
         The interpolant, shape of `x0`.
 
     Raises:
-        ValueError: If the shapes differ or `alpha` is outside `[0, 1]` or NaN.
+        TypeError: If `x0` or `x1` is not a floating-point tensor.
+        ValueError: If the shapes differ, an input is not finite, has no batch dimension or an
+            all-zero element, `alpha` is outside `[0, 1]` or NaN, or `dot_threshold` is not in
+            `(0, 1]`.
     """
     _check_pair(x0, x1, alpha)
     if x0.ndim < 2:  # one flattened vector per batch element
         raise ValueError(f"x0 must have shape (B, ...), got {tuple(x0.shape)}")
-    check.real("dot_threshold", dot_threshold, ge=0, le=1)
+    check.real("dot_threshold", dot_threshold, gt=0, le=1)
     a, b = x0.flatten(1).double(), x1.flatten(1).double()
+    for name, v in (("x0", a), ("x1", b)):
+        if bool((v.norm(dim=1) == 0).any()):
+            raise ValueError(f"{name} holds an all-zero element: it has no direction")
     # --8<-- [start:slerp-body]
     # 1. the angle between each pair: cos(theta) = <x0, x1> / (|x0| |x1|)
     cos_theta = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))

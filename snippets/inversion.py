@@ -39,7 +39,7 @@ def check_eta_for_inversion(eta: float) -> None:
         or eta != 0
     ):
         raise ValueError(
-            f"eta must be 0 for DDIM inversion, got {eta}: a stochastic sampler (eta > 0) adds "
+            f"eta must be 0 for DDIM inversion, got {eta!r}: a stochastic sampler (eta > 0) adds "
             "fresh noise at every step, so no single x_T maps back to the image"
         )
 
@@ -94,7 +94,12 @@ def ddim_invert_progressive(
         `(t, x_t, x0_hat)` after each step, $t$ increasing.
 
     Raises:
-        ValueError: If `eta` is not 0, or `timestep_spacing` is not one of the two above.
+        TypeError: For a `model` that is not callable, an `x0` that is not a floating-point
+            tensor, a `schedule` that is not a `NoiseSchedule` or a `clip_sample` that is not a
+            bool.
+        ValueError: If `eta` is not 0 (a stochastic sampler cannot be inverted), `x0` is not
+            4-d and finite, `timestep_spacing` is not one of the two above, or
+            `num_inference_steps` or `clip_sample_range` is out of range.
     """
     check.instance("model", model, Callable)
     check.tensor("x0", x0, ndim=4)

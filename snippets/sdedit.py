@@ -72,9 +72,10 @@ def img2img_timesteps(
         $\lfloor N \cdot \mathrm{strength} \rfloor = 0$), and how many of the $N$ are skipped.
 
     Raises:
-        ValueError: If `strength` is outside `[0, 1]` or NaN.
+        ValueError: If `strength` is outside `[0, 1]` or NaN, or `timestep_spacing` is unknown.
     """
     check_strength(strength)
+    check.one_of("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
     timesteps = inference_timesteps(
         num_train_timesteps, num_inference_steps, timestep_spacing
     )
@@ -125,7 +126,10 @@ def sdedit(
         The edited images, shape `(B, C, H, W)`.
 
     Raises:
-        ValueError: If `strength` is outside `[0, 1]` or NaN, or `sampler` is unknown.
+        TypeError: For a `model` that is not callable, an `x0` that is not a floating-point
+            tensor or a `schedule` that is not a `NoiseSchedule`.
+        ValueError: If `strength` is outside `[0, 1]` or NaN, `sampler` is unknown, or `x0` is
+            not 4-d and finite; the sampler checks its own arguments.
     """
     check.instance("model", model, Callable)
     check.tensor("x0", x0, ndim=4)

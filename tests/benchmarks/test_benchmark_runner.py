@@ -1,5 +1,5 @@
 """`python -m benchmarks` end to end in fast mode, into a temporary folder, for the sampler-quality,
-site-build and guidance benchmarks; plus the runner's refusal of unknown names and its `--render` mode."""
+site-build, guidance and editing benchmarks; plus the runner's refusal of unknown names and its `--render` mode."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from test_benchmark_results import check_record
 from benchmarks.__main__ import RESULTS, main, render
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = ("sampler_quality", "site_build", "guidance_digits")
+NAMES = ("sampler_quality", "site_build", "guidance_digits", "editing_digits")
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,23 @@ def test_guidance_digits_counts_the_doubled_batch_and_shares_sampler_qualitys_dr
     ]
     assert plain["fid"] == pytest.approx(same["fid"], rel=1e-4)
     assert plain["confidence"] == pytest.approx(same["confidence"], rel=1e-4)
+
+
+def test_editing_digits_fast_run_measures_each_edit(fast_run):
+    r = json.loads((fast_run[0] / "editing_digits.json").read_text())["results"]
+    errors = [row["rms"] for row in r["inversion"]["rows"]]
+    assert errors == sorted(errors, reverse=True) and errors[-1] > 0  # 2 then 5 steps
+    strengths = r["sdedit"]["rows"]
+    assert strengths[0]["strength"] == 0 and strengths[0]["rms_to_sketch"] == 0
+    assert strengths[-1]["rms_to_sketch"] > 0
+    methods = [row["method"] for row in r["inpainting"]["rows"]]
+    assert methods == ["original", "erased", "naive", "repaint"]
+    norms = {row["noise"]: row["noise_norm"] for row in r["interpolation"]["rows"]}
+    # lerp's midpoint is shorter than the noises by about sqrt(2); slerp's is not
+    assert (
+        norms["lerp"] < 0.8 * norms["slerp"]
+        and norms["slerp"] > 0.9 * norms["endpoints"]
+    )
 
 
 def test_site_build_fast_run_measures_every_page(fast_run):

@@ -83,6 +83,7 @@ from snippets.schedules import (
 )
 from snippets.scratch import scratch_loss, to_unit_interval, train_basic_unet
 from snippets.sdedit import img2img_timesteps, sdedit
+from snippets.sketch import rasterise_strokes, sketch_digits
 from snippets.training import (
     TrainConfig,
     diffusion_loss,
@@ -1871,7 +1872,7 @@ EDITING = [
     ),
     case("strength", lambda: img2img_timesteps(100, 4, NAN), id="img2img-strength"),
     case(
-        "spacing",
+        "timestep_spacing",
         lambda: img2img_timesteps(100, 4, 0.5, "x"),
         id="img2img-spacing",
     ),
@@ -2134,3 +2135,179 @@ def test_generate_rejects_bad_input():
         (lambda: generate(shipped, 2, batch_size=0), ValueError, "batch_size"),
     ]:
         assert_rejects(call, error, name)
+
+
+# --- snippets/inversion.py, sdedit.py, inpainting.py, interpolation.py, sketch.py -------
+
+
+STROKE = torch.tensor([[0.2, 0.2], [0.8, 0.8]])
+
+
+def invert(**kw):
+    args = dict(model=zero_model, x0=X, schedule=SCHEDULE, num_inference_steps=4)
+    args.update(kw)
+    return lambda: ddim_invert(**args)
+
+
+def edit(**kw):
+    args = dict(model=zero_model, x0=X, schedule=SCHEDULE, strength=0.5)
+    args.update(num_inference_steps=4)
+    args.update(kw)
+    return lambda: sdedit(**args)
+
+
+def fill(function, **kw):
+    args = dict(model=zero_model, x0=X, mask=MASK, schedule=SCHEDULE)
+    args.update(num_inference_steps=4)
+    args.update(kw)
+    return lambda: function(**args)
+
+
+EDITING_BY_KEYWORD = [
+    case("model", invert(model=None), TypeError, "invert-model"),
+    case("x0", invert(x0=X_INT), TypeError, "invert-x0-int"),
+    case("x0", invert(x0=X_NAN), id="invert-x0-nan"),
+    case("x0", invert(x0=X[0]), id="invert-x0-3d"),
+    case("schedule", invert(schedule=A_BAR), TypeError, "invert-schedule"),
+    case("num_inference_steps", invert(num_inference_steps=0), id="invert-steps-0"),
+    case("prediction_type", invert(prediction_type="noise"), id="invert-prediction"),
+    # a stochastic sampler cannot be inverted
+    case("eta", invert(eta=0.5), id="invert-eta-stochastic"),
+    case("eta", invert(eta="0"), id="invert-eta-str"),
+    case(
+        "eta",
+        lambda: ddim_round_trip(zero_model, X, SCHEDULE, 4, eta=1.0),
+        id="round-trip-eta",
+    ),
+    case("timestep_spacing", invert(timestep_spacing="linspace"), id="invert-spacing"),
+    case("clip_sample", invert(clip_sample="yes"), TypeError, "invert-clip"),
+    case("clip_sample_range", invert(clip_sample_range=NAN), id="invert-clip-range"),
+    case("model", edit(model=None), TypeError, "sdedit-model"),
+    case("x0", edit(x0=X_INT, strength=0.0), TypeError, "sdedit-x0-int"),
+    case("x0", edit(x0=X_NAN), id="sdedit-x0-nan"),
+    case("schedule", edit(schedule=None), TypeError, "sdedit-schedule"),
+    case("strength", edit(strength=1.5), id="sdedit-strength-above-1"),
+    case("strength", edit(strength=-0.1), id="sdedit-strength-below-0"),
+    case("strength", edit(strength=NAN), id="sdedit-strength-nan"),
+    case("num_inference_steps", edit(num_inference_steps=0), id="sdedit-steps"),
+    case("sampler", edit(sampler="euler"), id="sdedit-sampler"),
+    case("noise", edit(noise=torch.zeros(3, 1, 4, 4)), id="sdedit-noise-shape"),
+    case("generator", edit(generator=0), TypeError, "sdedit-generator"),
+    case("timestep_spacing", edit(timestep_spacing="x"), id="sdedit-spacing"),
+    case(
+        "num_train_timesteps",
+        lambda: img2img_timesteps(100.0, 4, 0.5),
+        TypeError,
+        "img2img-T",
+    ),
+    case("strength", lambda: img2img_timesteps(100, 4, 2.0), id="img2img-strength"),
+    *(
+        c
+        for f in (inpaint, repaint)
+        for c in [
+            case("model", fill(f, model=None), TypeError, f"{f.__name__}-model"),
+            case("x0", fill(f, x0=X_INT), TypeError, f"{f.__name__}-x0-int"),
+            case("x0", fill(f, x0=X_NAN), id=f"{f.__name__}-x0-nan"),
+            case("mask", fill(f, mask=[1]), TypeError, f"{f.__name__}-mask-list"),
+            case(
+                "mask",
+                fill(f, mask=torch.ones(2, 1, 4, 5)),
+                id=f"{f.__name__}-mask-shape",
+            ),
+            case("mask", fill(f, mask=MASK * 0.5), id=f"{f.__name__}-mask-half"),
+            case("schedule", fill(f, schedule=None), TypeError, f"{f.__name__}-sched"),
+            case(
+                "num_inference_steps",
+                fill(f, num_inference_steps=0),
+                id=f"{f.__name__}-steps",
+            ),
+            case(
+                "prediction_type",
+                fill(f, prediction_type="z"),
+                id=f"{f.__name__}-prediction",
+            ),
+            case("generator", fill(f, generator=1), TypeError, f"{f.__name__}-gen"),
+            case("x_T", fill(f, x_T=X[:1]), id=f"{f.__name__}-x_T-shape"),
+            case(
+                "clip_sample", fill(f, clip_sample=1), TypeError, f"{f.__name__}-clip"
+            ),
+        ]
+    ),
+    case("jump_length", fill(repaint, jump_length=0), id="repaint-jump-length"),
+    case(
+        "jump_n_sample",
+        fill(repaint, jump_n_sample=1.5),
+        TypeError,
+        "repaint-jump-n-sample",
+    ),
+    case(
+        "num_train_timesteps",
+        lambda: repaint_timesteps(100.5, 4),
+        TypeError,
+        "repaint-timesteps-T",
+    ),
+    case(
+        "num_inference_steps",
+        lambda: repaint_timesteps(100, 0),
+        id="repaint-timesteps-N",
+    ),
+    case("x0", lambda: lerp([1.0], X, 0.5), TypeError, "lerp-x0"),
+    case("x1", lambda: lerp(X, X_INT, 0.5), TypeError, "lerp-x1"),
+    case("alpha", lambda: lerp(X, X, 1.5), id="lerp-alpha"),
+    case("x0", lambda: slerp(X_NAN, X, 0.5), id="slerp-x0-nan"),
+    case("x1", lambda: slerp(X + 1, X, 0.5), id="slerp-x1-zero"),
+    case("alpha", lambda: slerp(X + 1, X + 2, NAN), id="slerp-alpha"),
+    case(
+        "dot_threshold",
+        lambda: slerp(X + 1, X + 2, 0.5, dot_threshold=0),
+        id="slerp-dot-threshold",
+    ),
+    case("strokes", lambda: rasterise_strokes([]), id="rasterise-strokes-empty"),
+    case(
+        "strokes",
+        lambda: rasterise_strokes([torch.zeros(3, 3)]),
+        id="rasterise-strokes-shape",
+    ),
+    case("size", lambda: rasterise_strokes([STROKE], size=1), id="rasterise-size"),
+    case(
+        "pen_width",
+        lambda: rasterise_strokes([STROKE], pen_width=0),
+        id="rasterise-pen-width",
+    ),
+    case(
+        "labels",
+        lambda: sketch_digits(torch.tensor([10])),
+        id="sketch-labels-range",
+    ),
+    case(
+        "labels",
+        lambda: sketch_digits(torch.tensor([1.0])),
+        TypeError,
+        "sketch-labels-float",
+    ),
+    case(
+        "jitter", lambda: sketch_digits(torch.tensor([1]), jitter=2), id="sketch-jitter"
+    ),
+    case(
+        "generator",
+        lambda: sketch_digits(torch.tensor([1]), generator=0),
+        TypeError,
+        "sketch-generator",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, error, name", EDITING_BY_KEYWORD)
+def test_editing_rejects_bad_keyword_arguments(call, error, name):
+    assert_rejects(call, error, name)
+
+
+def test_editing_accepts_good_input():
+    assert ddim_invert(zero_model, X, SCHEDULE, 4).shape == X.shape
+    assert sdedit(zero_model, X, SCHEDULE, 0.5, 4).shape == X.shape
+    assert torch.equal(inpaint(zero_model, X, MASK, SCHEDULE, 4), X)
+    assert (
+        repaint(zero_model, X, MASK.bool(), SCHEDULE, 4, jump_length=2).shape == X.shape
+    )
+    assert slerp(X + 1, X + 2, 0.5).shape == lerp(X, X, 0.5).shape == X.shape
+    assert sketch_digits(torch.tensor([3])).shape == (1, 1, 16, 16)

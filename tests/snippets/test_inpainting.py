@@ -58,6 +58,7 @@ def test_repaint_timesteps_match_diffusers_repaint_scheduler(
     assert torch.equal(ours, scheduler.timesteps)
 
 
+# --8<-- [start:test-known-pixels]
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 @pytest.mark.parametrize("method", ["inpaint", "repaint"])
 def test_known_pixels_are_kept_exactly(method, prediction_type):
@@ -90,6 +91,7 @@ def test_known_pixels_are_kept_exactly(method, prediction_type):
     # and the unknown pixels were generated, not copied
     assert not torch.allclose(out[~known], x0[~known])
     assert torch.isfinite(out).all()
+    # --8<-- [end:test-known-pixels]
 
 
 def test_with_every_pixel_known_the_output_is_the_input():

@@ -67,6 +67,7 @@ def diffusers_get_timesteps():
 STRENGTHS = [0.0, 0.05, 0.1, 0.29, 0.3, 0.33, 0.5, 0.57, 0.7, 0.75, 0.8, 0.99, 1.0]
 
 
+# --8<-- [start:test-img2img-parity]
 @pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
 def test_img2img_timesteps_match_diffusers_img2img_get_timesteps(spacing):
     get_timesteps = diffusers_get_timesteps()
@@ -83,6 +84,7 @@ def test_img2img_timesteps_match_diffusers_img2img_get_timesteps(spacing):
         )
         assert torch.equal(ours, theirs), (num_inference_steps, strength)
         assert len(ours) == their_steps == num_inference_steps - start_step
+    # --8<-- [end:test-img2img-parity]
 
 
 def test_img2img_timesteps_floor_in_floating_point():
