@@ -7,14 +7,14 @@ Three measurements, all on `checkpoints/digits/` and the digits' test split:
   (`snippets.metrics`) and the noise-aware one (`checkpoints/noisy_digit_classifier/`) read
   them; the cosine between their gradients $\\nabla_{x_t} \\log p(y \\mid x_t)$ of the true label
   says whether they push the same way.
-* ``rows``: the same $x_T$ (seeded 0), labels `i % 10`, DDIM ($\\eta = 0$, 20 steps, the paper's
+* ``rows``: the same $x_T$ (seeded 0), labels `i % 10`, DDIM ($\\eta = 0$, 10 steps, the paper's
   Algorithm 2) under classifier guidance of the model's unconditional branch (null label) with the
   noise-aware classifier and, for contrast, with the clean classifier, and under classifier-free
   guidance of the conditional model. For each: the share read as the requested digit by the
   clean classifier, digit FID, confidence, class entropy, network passes per sample (counted)
   and wall time. CG at scale 0 is the unconditional model, CFG at scale 1 the conditional one.
 * ``loss_guidance``: the conditional model (labels `i % 10`, no CFG) guided towards more ink with
-  `snippets.loss_guidance` (DDIM, 20 steps), the gradient taken through $\\hat x_0$ (and the
+  `snippets.loss_guidance` (DDIM, 10 steps), the gradient taken through $\\hat x_0$ (and the
   network) or on $x_t$: ink reached, distance to the target, FID, label accuracy, network
   forward and backward passes per sample, wall time.
 """
@@ -43,12 +43,12 @@ from snippets.sampling import ddim_sample
 
 HERE = Path(__file__).resolve().parent
 CHECKPOINT = HERE.parent / "checkpoints" / "digits"
-STEPS = 20
+STEPS = 10
 CG_SCALES = [0.0, 1.0, 3.0, 10.0]
 CG_CLEAN_SCALES = [10.0]
-CFG_SCALES = [1.0, 2.0, 4.0]
+CFG_SCALES = [1.0, 3.0]
 INK_TARGET = 0.40
-LOSS_SCALES = {"x0": 200.0, "x_t": 200.0}
+LOSS_SCALES = {"x0": 300.0, "x_t": 300.0}
 TIMESTEPS = [0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999]
 
 
@@ -144,7 +144,7 @@ def _score(x0, labels, classifier, counting, n, seconds) -> dict:
 
 
 def _run(fast: bool) -> dict:
-    n, n_loss, steps = (8, 4, 2) if fast else (200, 100, STEPS)
+    n, n_loss, steps = (8, 4, 2) if fast else (100, 50, STEPS)
     timesteps = [0, 500, 999] if fast else TIMESTEPS
     checkpoint = load_checkpoint(CHECKPOINT)
     k = checkpoint.num_classes
