@@ -53,4 +53,5 @@ def test_markdown_renders_every_row():
     }  # fmt: skip
     text = markdown(record)
     assert "classifier-free guidance" in text and "| x0 | 3 | 0.400 |" in text
-    assert text.count("\n|") == 2 + 1 + 2 + 2 + 2 + 1
+    # three tables: header and rule, then 1 + 2 + 1 rows
+    assert sum(line.startswith("|") for line in text.splitlines()) == 6 + 1 + 2 + 1
