@@ -44,9 +44,9 @@ from snippets.sampling import ddim_sample
 HERE = Path(__file__).resolve().parent
 CHECKPOINT = HERE.parent / "checkpoints" / "digits"
 STEPS = 10
-CG_SCALES = [0.0, 1.0, 3.0, 10.0]
-CG_CLEAN_SCALES = [10.0]
-CFG_SCALES = [1.0, 3.0]
+CG_SCALES = [0.0, 1.0, 2.0, 3.0, 5.0, 10.0]
+CG_CLEAN_SCALES = [1.0, 3.0]
+CFG_SCALES = [1.0, 2.0, 3.0, 5.0]
 INK_TARGET = 0.40
 LOSS_SCALES = {"x0": 300.0, "x_t": 300.0}
 TIMESTEPS = [0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999]
@@ -327,7 +327,8 @@ def figure(record: dict, path: Path) -> list[Path]:
                     xytext=(5, -12), fontsize=10, color=f"C{i}",
                 )  # fmt: skip
         ax.axvline(r["floor"]["fid"], color=ink_colour(), ls=":", lw=1)
-        ax.set_xlabel("digit FID (lower is better)")
+        ax.set_xscale("log")
+        ax.set_xlabel("digit FID, log scale (lower is better)")
         ax.set_ylabel("read as the requested digit (%)")
         ax.legend(loc="lower right", fontsize=10)
         fig.tight_layout()

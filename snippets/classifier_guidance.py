@@ -168,7 +168,7 @@ def train_noisy_classifier(
             optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
             bar = tqdm(range(steps), desc="noisy classifier", disable=not progress)
             for _ in bar:
-                # 1. a batch of digits, timesteps t ~ U{0, ..., T-1} and x_t ~ q(x_t | x_0)
+                # 1. digits, timesteps t ~ U{0, ..., T-1}, x_t ~ q(x_t | x_0) (Eq. 4)
                 index = torch.randint(0, len(x), (batch_size,), generator=generator)
                 t = torch.randint(0, T, (batch_size,), generator=generator)
                 x_t = q_sample(x[index], t, schedule.alpha_bar, generator=generator)
@@ -337,7 +337,8 @@ def cg_model(
         if prediction_type == "epsilon":
             return eps_hat
         # 3. the same shift in the network's own parametrisation (Eq. 4 solved for x_0,
-        #    v = sqrt(a_bar) eps - sqrt(1 - a_bar) x_0), without dividing x_t by sqrt(a_bar)
+        #    v = sqrt(a_bar) eps - sqrt(1 - a_bar) x_0), never dividing x_t by
+        #    sqrt(a_bar)
         if prediction_type == "sample":
             return x0_hat + classifier_scale * (1 - a_bar) / a_bar.sqrt() * grad
         return model_output - classifier_scale * ((1 - a_bar) / a_bar).sqrt() * grad
@@ -400,7 +401,8 @@ def cg_ddpm_sample_progressive(
     x = x_T
     for t, t_prev in zip(timesteps, prev_timesteps):
         t_batch = t.expand(x.shape[0])
-        # 1. mu, Sigma <- mu_theta(x_t), Sigma_theta(x_t): the DDPM posterior (Ho et al. Eq. 7)
+        # 1. mu, Sigma <- mu_theta(x_t), Sigma_theta(x_t): the DDPM posterior
+        #    (Ho et al. 2020, Eq. 7)
         model_output = model(x, t_batch)
         x0_hat, _ = predict_x0_and_eps(model_output, x, t, alpha_bar, prediction_type)
         if clip_sample:
