@@ -312,8 +312,9 @@ def figure(record: dict, path: Path) -> list[Path]:
 
     def draw():
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
-        fig, ax = plt.subplots(figsize=(6.4, 3.8))
+        fig, ax = plt.subplots(figsize=(6.4, 4.8))
         for i, method in enumerate(["cg", "cfg", "cg_clean"]):
             rows = [row for row in r["rows"] if row["method"] == method]
             if not rows:
@@ -326,11 +327,22 @@ def figure(record: dict, path: Path) -> list[Path]:
                     f"s={row['scale']:g}", (f, a), textcoords="offset points",
                     xytext=(5, -12), fontsize=10, color=f"C{i}",
                 )  # fmt: skip
-        ax.axvline(r["floor"]["fid"], color=ink_colour(), ls=":", lw=1)
+        floor = r["floor"]["fid"]
+        ax.axvline(floor, color=ink_colour(), ls=":", lw=1)
+        ax.annotate(
+            "real digits", (floor, 104), xytext=(4, 0), textcoords="offset points",
+            fontsize=10, color=ink_colour(), va="center",
+        )  # fmt: skip
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator([10, 20, 50, 100, 200, 500, 1000]))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylim(-3, 108)
         ax.set_xlabel("digit FID, log scale (lower is better)")
         ax.set_ylabel("read as the requested digit (%)")
-        ax.legend(loc="lower right", fontsize=10)
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=10, frameon=False
+        )
         fig.tight_layout()
         return fig
 
