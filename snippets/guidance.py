@@ -157,6 +157,18 @@ def cfg_model(
     check.instance("model", model, Callable)
     check.real("guidance_scale", guidance_scale)
     _check_labels(class_labels, null_label)
+    config = getattr(model, "config", None)
+    if isinstance(config, dict) and "num_classes" in config:
+        if config["num_classes"] is None:
+            raise ValueError(
+                "model is unconditional (config num_classes=None): classifier-free "
+                "guidance needs a class-conditional model trained with label dropout"
+            )
+        if config["num_classes"] != null_label:
+            raise ValueError(
+                f"null_label={null_label} but the model's null label is its "
+                f"num_classes={config['num_classes']}"
+            )
     guidance_off = guidance_scale == (1.0 if convention == "diffusers" else 0.0)
     null_labels = torch.full_like(class_labels, null_label)
 

@@ -18,6 +18,15 @@ from torch import nn
 
 from snippets import check
 from snippets.basic_unet import BasicUNet
+from snippets.classifier_guidance import (
+    NoisyDigitClassifier,
+    TimeBlind,
+    cg_ddpm_sample,
+    cg_model,
+    classifier_log_prob_grad,
+    load_noisy_classifier,
+    train_noisy_classifier,
+)
 from snippets.dpm_solver import dpm_solver_timesteps
 from snippets.edm import (
     Denoiser,
@@ -62,6 +71,7 @@ from snippets.inpainting import (
 from snippets.interpolation import lerp, slerp
 from snippets.inversion import ddim_invert, ddim_round_trip
 from snippets.karras import denoise, karras_timesteps, sigma_to_t
+from snippets.loss_guidance import ink, ink_loss, loss_guided_ddim_sample
 from snippets.metrics import (
     DigitClassifier,
     digit_metrics,
@@ -2311,3 +2321,159 @@ def test_editing_accepts_good_input():
     )
     assert slerp(X + 1, X + 2, 0.5).shape == lerp(X, X, 0.5).shape == X.shape
     assert sketch_digits(torch.tensor([3])).shape == (1, 1, 16, 16)
+
+
+# --- snippets/classifier_guidance.py and loss_guidance.py -------------------------------
+
+
+class TenClasses(nn.Module):
+    num_classes = 10
+
+    def forward(self, x, t):
+        return x.flatten(1)[:, :10] * 0
+
+
+CLF = TenClasses()
+CG_LABELS = torch.tensor([3, 7])
+X16 = torch.zeros(2, 1, 16, 16)
+
+
+class UnconditionalNet(nn.Module):
+    config = {"num_classes": None}
+
+    def forward(self, x, t, class_labels=None):
+        return torch.zeros_like(x)
+
+
+class ConditionalNet(UnconditionalNet):
+    config = {"num_classes": 10}
+
+
+def cg(**kwargs):
+    args = dict(
+        model=zero_model,
+        classifier=CLF,
+        class_labels=CG_LABELS,
+        classifier_scale=1.0,
+        alpha_bar=A_BAR,
+    )
+    return lambda: cg_model(**{**args, **kwargs})
+
+
+def cg_ddpm(**kwargs):
+    args = dict(
+        model=zero_model,
+        classifier=CLF,
+        class_labels=CG_LABELS,
+        x_T=X,
+        schedule=SCHEDULE,
+        num_inference_steps=2,
+    )
+    return lambda: cg_ddpm_sample(**{**args, **kwargs})
+
+
+def loss_ddim(**kwargs):
+    args = dict(
+        model=zero_model,
+        loss_fn=lambda x: ink_loss(x, 0.5),
+        x_T=X,
+        schedule=SCHEDULE,
+        num_inference_steps=2,
+        guidance_scale=1.0,
+    )
+    return lambda: loss_guided_ddim_sample(**{**args, **kwargs})
+
+
+CLASSIFIER_GUIDANCE = [
+    case("num_classes", lambda: NoisyDigitClassifier(num_classes=1)),
+    case("width", lambda: NoisyDigitClassifier(width=0)),
+    case("x", lambda: NoisyDigitClassifier()(X, T), id="noisy-classifier-x-shape"),
+    case(
+        "t",
+        lambda: NoisyDigitClassifier()(X16, torch.tensor([1, 2, 3])),
+        id="noisy-classifier-t-shape",
+    ),
+    case("classifier", lambda: TimeBlind(None), TypeError, "time-blind"),
+    case(
+        "schedule", lambda: train_noisy_classifier(None, 1), TypeError, "train-schedule"
+    ),
+    case("steps", lambda: train_noisy_classifier(SCHEDULE, 0), id="train-steps"),
+    case(
+        "learning_rate",
+        lambda: train_noisy_classifier(SCHEDULE, 1, learning_rate=-1.0),
+        id="train-lr",
+    ),
+    case("directory", lambda: load_noisy_classifier(3), TypeError, "load-directory"),
+    case(
+        "classifier",
+        lambda: classifier_log_prob_grad(None, X, T, CG_LABELS),
+        TypeError,
+        "grad-classifier",
+    ),
+    case(
+        "x_t", lambda: classifier_log_prob_grad(CLF, X_NAN, T, CG_LABELS), id="grad-x-t"
+    ),
+    case(
+        "class_labels",
+        lambda: classifier_log_prob_grad(CLF, X, T, torch.tensor([3, 10])),
+        id="grad-labels-out-of-range",
+    ),
+    case(
+        "class_labels",
+        lambda: classifier_log_prob_grad(CLF, X, T, torch.tensor([3.0, 1.0])),
+        TypeError,
+        "grad-labels-float",
+    ),
+    case("model", cg(model=None), TypeError, "cg-model"),
+    case("classifier", cg(classifier=None), TypeError, "cg-classifier"),
+    case("classifier", cg(num_classes=5), id="cg-classifier-num-classes-mismatch"),
+    case(
+        "class_labels", cg(class_labels=torch.tensor([-1, 2])), id="cg-labels-negative"
+    ),
+    case(
+        "class_labels", cg(class_labels=torch.tensor([0, 12])), id="cg-labels-too-large"
+    ),
+    case("classifier_scale", cg(classifier_scale=NAN), id="cg-scale-nan"),
+    case("classifier_scale", cg(classifier_scale=-1.0), id="cg-scale-negative"),
+    case("alpha_bar", cg(alpha_bar=A_BAR * 2), id="cg-alpha-bar"),
+    case("prediction_type", cg(prediction_type="x"), id="cg-prediction-type"),
+    case("x_T", cg_ddpm(x_T=X_NAN), id="cg-ddpm-x-t"),
+    case("classifier_scale", cg_ddpm(classifier_scale=INF), id="cg-ddpm-scale"),
+    case(
+        "class_labels",
+        cg_ddpm(class_labels=torch.tensor([1, 2, 3])),
+        id="cg-ddpm-labels-batch",
+    ),
+    case("clip_sample", cg_ddpm(clip_sample=1), TypeError, "cg-ddpm-clip"),
+    case(
+        "model",
+        lambda: cfg_model(UnconditionalNet(), LABELS, 3.0, 10),
+        id="cfg-on-an-unconditional-model",
+    ),
+    case(
+        "null_label",
+        lambda: cfg_model(ConditionalNet(), LABELS, 3.0, 11),
+        id="cfg-null-label-not-the-models",
+    ),
+    case("x", lambda: ink(torch.zeros(4, 4)), id="ink-x"),
+    case("target", lambda: ink_loss(X, 1.5), id="ink-target"),
+    case("loss_fn", loss_ddim(loss_fn=None), TypeError, "loss-fn"),
+    case("loss_fn", loss_ddim(loss_fn=lambda x: x.sum()), id="loss-fn-not-per-image"),
+    case("guidance_scale", loss_ddim(guidance_scale=NAN), id="loss-scale-nan"),
+    case("guidance_scale", loss_ddim(guidance_scale=-2.0), id="loss-scale-negative"),
+    case("gradient_through", loss_ddim(gradient_through="eps"), id="loss-through"),
+    case("x_T", loss_ddim(x_T=X_INT), TypeError, "loss-x-t"),
+]
+
+
+@pytest.mark.parametrize("call, error, name", CLASSIFIER_GUIDANCE)
+def test_classifier_and_loss_guidance_reject_bad_input(call, error, name):
+    assert_rejects(call, error, name)
+
+
+def test_classifier_and_loss_guidance_work_with_good_input():
+    assert cg(num_classes=10)()(X, T).shape == X.shape
+    assert cg_ddpm()().shape == X.shape
+    assert loss_ddim()().shape == X.shape
+    guided = cfg_model(ConditionalNet(), LABELS, 3.0, 10)
+    assert guided(X, T).shape == X.shape
