@@ -351,11 +351,11 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(
         train(tiny_unet(), images, config=config, out_dir=tmp_path, progress_bar=False)
     kept = load_checkpoint(tmp_path)  # loads: hashes and finiteness are checked
     assert 1 <= kept.config["step"] < 6
-    # NaN data: refused at the first step (q_sample checks x0), before the weights change
+    # NaN data: refused before the first step (train checks images), the weights unchanged
     model = tiny_unet()
     before = _weights(model)
     nan_images = torch.full_like(images[:8], float("nan"))
-    with pytest.raises(ValueError, match="x0 contains NaN"):
+    with pytest.raises(ValueError, match="images contains NaN"):
         train(model, nan_images, config=TrainConfig(steps=3), progress_bar=False)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
 
