@@ -26,6 +26,9 @@ that had fully moved to thick digits would sit on the old data).
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -51,11 +54,13 @@ N_SAMPLES, SAMPLER, SAMPLER_STEPS = 200, "dpmsolver++", 10
 ARMS = ("fine-tune", "from scratch")
 
 
-def run(fast: bool = False) -> dict:
+def run(fast: bool = False, rows: list[dict] | None = None) -> dict:
     """Train both arms to every budget and score them on the new and the old data.
 
     Args:
         fast: Seconds-long smoke run: budgets 0 and 2 steps, batch 4, 16 samples, 2 sampler steps.
+        rows: Rows of `run_arm` computed earlier (e.g. each arm in its own process, see `main`);
+            skips training.
 
     Returns:
         JSON-serialisable results: settings, floors, one row per (arm, budget).
@@ -66,7 +71,7 @@ def run(fast: bool = False) -> dict:
     torch.set_num_threads(1)  # one thread on a shared 2-core machine
     try:
         with threadpool_limits(limits=1):
-            return _run(fast)
+            return _run(fast, rows=rows)
     finally:
         torch.set_num_threads(threads)
 
@@ -99,75 +104,21 @@ def _score(model, schedule, prediction_type, s, classifier, refs) -> dict:
     }
 
 
-def _run(fast: bool) -> dict:
+def _run(fast: bool, arms=ARMS, rows: list[dict] | None = None, out=None) -> dict:
     s = _settings(fast)
     classifier = load_classifier()
-    images, labels = load_transformed_digits("train", TRANSFORM)
-    refs = {
-        "new": load_transformed_digits("test", TRANSFORM)[0],
-        "old": load_digits("test")[0],
-    }
+    images = load_transformed_digits("train", TRANSFORM)[0]
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     pick = pick[: s["n"]]
+    refs = _references()
     floors = {
         "new": digit_metrics(images[pick], classifier, refs["new"])["fid"],
         "old": digit_metrics(load_digits("train")[0][pick], classifier)["fid"],
         "new_vs_old": digit_metrics(images[pick], classifier, refs["old"])["fid"],
     }
     shipped = read_config(CHECKPOINT)
-    schedule = NoiseSchedule.from_name(**shipped["schedule"])
-    rows = []
-    for arm in ARMS:
-        torch.manual_seed(0)
-        model = UNet(**shipped["model"])
-        if arm == "fine-tune":
-            init_from_checkpoint(model, CHECKPOINT)
-        lr = FINETUNE_LR if arm == "fine-tune" else SCRATCH_LR
-        cpu_seconds, done = 0.0, 0
-        with tempfile.TemporaryDirectory() as run_dir:
-            for budget in s["budgets"]:
-                if budget > 0:
-                    config = _config(shipped, budget, lr, s["batch_size"])
-                    start = time.process_time()
-                    result = train(
-                        model,
-                        images,
-                        labels,
-                        config,
-                        out_dir=run_dir,
-                        resume=done > 0,
-                        progress_bar=False,
-                    )
-                    cpu_seconds += time.process_time() - start
-                    done = budget
-                    # score the EMA weights; a resumed run reloads the raw ones
-                    model.load_state_dict(result.ema_state)
-                    loss = sum(result.losses[-20:]) / len(result.losses[-20:])
-                else:
-                    loss = None
-                scores = _score(
-                    model,
-                    schedule,
-                    shipped["prediction_type"],
-                    s,
-                    classifier,
-                    refs,
-                )
-                rows.append(
-                    {
-                        "arm": arm,
-                        "steps": budget,
-                        "learning_rate": lr,
-                        "cpu_seconds": round(cpu_seconds, 1),
-                        "final_loss": loss,
-                        **scores,
-                    }
-                )
-                print(
-                    f"   {arm}, {budget} steps: FID new {scores['fid_new']:.1f}, "
-                    f"old {scores['fid_old']:.1f}, {cpu_seconds:.0f} CPU-s",
-                    flush=True,
-                )
+    if rows is None:
+        rows = [row for arm in arms for row in run_arm(arm, fast, out)]
     return {
         "checkpoint": "checkpoints/digits",
         "checkpoint_step": shipped["step"],
@@ -180,10 +131,85 @@ def _run(fast: bool) -> dict:
         "sampler": SAMPLER,
         "sampler_steps": s["sampler_steps"],
         "seed": 0,
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": 1,
         "floors": floors,
-        "rows": rows,
+        "rows": sorted(rows, key=lambda r: (ARMS.index(r["arm"]), r["steps"])),
     }
+
+
+def _references() -> dict:
+    return {
+        "new": load_transformed_digits("test", TRANSFORM)[0],
+        "old": load_digits("test")[0],
+    }
+
+
+def run_arm(arm: str, fast: bool = False, out: Path | None = None) -> list[dict]:
+    """Train one arm through every budget (one resumed run) and score it at each.
+
+    Args:
+        arm: `"fine-tune"` or `"from scratch"`.
+        fast: The smoke-test settings.
+        out: A JSONL file to append each row to as soon as it is scored.
+
+    Returns:
+        One row per budget.
+    """
+    s = _settings(fast)
+    classifier = load_classifier()
+    images, labels = load_transformed_digits("train", TRANSFORM)
+    refs = _references()
+    shipped = read_config(CHECKPOINT)
+    schedule = NoiseSchedule.from_name(**shipped["schedule"])
+    rows = []
+    torch.manual_seed(0)
+    model = UNet(**shipped["model"])
+    if arm == "fine-tune":
+        init_from_checkpoint(model, CHECKPOINT)
+    lr = FINETUNE_LR if arm == "fine-tune" else SCRATCH_LR
+    cpu_seconds, done = 0.0, 0
+    with tempfile.TemporaryDirectory() as run_dir:
+        for budget in s["budgets"]:
+            loss = None
+            if budget > 0:
+                config = _config(shipped, budget, lr, s["batch_size"])
+                start = time.process_time()
+                result = train(
+                    model,
+                    images,
+                    labels,
+                    config,
+                    out_dir=run_dir,
+                    resume=done > 0,
+                    progress_bar=False,
+                )
+                cpu_seconds += time.process_time() - start
+                done = budget
+                # score the EMA weights; a resumed run reloads the raw ones
+                model.load_state_dict(result.ema_state)
+                loss = sum(result.losses[-20:]) / len(result.losses[-20:])
+            scores = _score(
+                model, schedule, shipped["prediction_type"], s, classifier, refs
+            )
+            row = {
+                "arm": arm,
+                "steps": budget,
+                "learning_rate": lr,
+                "cpu_seconds": round(cpu_seconds, 1),
+                "final_loss": loss,
+                "process_seconds": round(time.process_time(), 1),
+                **scores,
+            }
+            rows.append(row)
+            if out is not None:
+                with open(out, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+            print(
+                f"   {arm}, {budget} steps: FID new {scores['fid_new']:.1f}, "
+                f"old {scores['fid_old']:.1f}, {cpu_seconds:.0f} CPU-s",
+                flush=True,
+            )
+    return rows
 
 
 def _config(shipped: dict, steps: int, lr: float, batch_size: int) -> TrainConfig:
@@ -282,3 +308,55 @@ def figure(record: dict, path: Path) -> list[Path]:
         return fig
 
     return save_figure(draw, path)
+
+
+def main(argv=None) -> None:
+    """Run one arm in this process (rows to a JSONL file), or summarise rows into the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arm", choices=ARMS, help="train and score this arm only")
+    parser.add_argument("--out", type=Path, help="JSONL file the arm appends rows to")
+    parser.add_argument(
+        "--summarise",
+        type=Path,
+        nargs="+",
+        metavar="JSONL",
+        help="write benchmarks/results/finetune_digits.json from rows computed earlier",
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.arm:
+        run_arm(args.arm, out=args.out)
+        return
+    if not args.summarise:
+        parser.error("give --arm (with --out) or --summarise")
+    from benchmarks.__main__ import RESULTS, metadata, write_outputs
+
+    rows = [
+        json.loads(line)
+        for path in args.summarise
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+    start = time.perf_counter()
+    results = run(rows=rows)
+    record = {
+        "benchmark": "finetune_digits",
+        "fast": False,
+        **metadata(),
+        "seconds": round(
+            sum(max(r["process_seconds"] for r in rows if r["arm"] == a) for a in ARMS)
+            + time.perf_counter()
+            - start,
+            1,
+        ),
+        "results": results,
+    }
+    target = RESULTS / "finetune_digits.json"
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, target)
+    print("wrote", target, *write_outputs(record, RESULTS))
+
+
+if __name__ == "__main__":
+    main()

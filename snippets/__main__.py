@@ -407,6 +407,11 @@ def _train(args) -> int:
 
     from snippets import checkpoint as ckpt
 
+    if args.resume and args.init_from is not None:
+        raise ValueError(
+            "--init-from starts a new run from a checkpoint, --resume continues one: "
+            "give one of them"
+        )
     if args.resume and not args.out.is_dir():
         raise FileNotFoundError(f"--resume: run folder {args.out} does not exist")
     # one writer per run folder, from the start (under `accelerate launch`: the main process)
@@ -424,11 +429,6 @@ def _train_locked(args) -> int:
     from snippets.finetuning import init_from_checkpoint, transform_images
     from snippets.training import TrainConfig, train
 
-    if args.resume and args.init_from is not None:
-        raise ValueError(
-            "--init-from starts a new run from a checkpoint, --resume continues one: "
-            "give one of them"
-        )
     if args.resume:
         saved = ckpt.read_config(args.out)  # validated: types, bounds, no unknown key
         missing = [k for k in ("training", "data") if k not in saved]
