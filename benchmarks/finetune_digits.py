@@ -22,6 +22,11 @@ At each budget the EMA weights draw `N_SAMPLES` digits (labels `i % 10`, seed 0,
 kept of the old data). The floors: as many real thick train digits vs the thick test split, real
 train digits vs the test split, and real thick digits vs the original test split (where a model
 that had fully moved to thick digits would sit on the old data).
+
+    python -m benchmarks finetune_digits                 # both arms, one after the other
+    python -m benchmarks.finetune_digits --arm fine-tune --out ft.jsonl        # one arm per process
+    python -m benchmarks.finetune_digits --arm "from scratch" --out scratch.jsonl
+    python -m benchmarks.finetune_digits --summarise ft.jsonl scratch.jsonl    # -> results/
 """
 
 from __future__ import annotations
@@ -37,7 +42,11 @@ import torch
 
 from snippets.checkpoint import Checkpoint, generate, read_config
 from snippets.data import load_digits
-from snippets.finetuning import init_from_checkpoint, load_transformed_digits
+from snippets.finetuning import (
+    finetune_config,
+    init_from_checkpoint,
+    load_transformed_digits,
+)
 from snippets.metrics import digit_metrics, load_classifier
 from snippets.schedules import NoiseSchedule
 from snippets.training import TrainConfig, train
@@ -111,8 +120,10 @@ def _run(fast: bool, arms=ARMS, rows: list[dict] | None = None, out=None) -> dic
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     pick = pick[: s["n"]]
     refs = _references()
+    real_new = digit_metrics(images[pick], classifier, refs["new"])
     floors = {
-        "new": digit_metrics(images[pick], classifier, refs["new"])["fid"],
+        "new": real_new["fid"],
+        "new_confidence": real_new["confidence"],
         "old": digit_metrics(load_digits("train")[0][pick], classifier)["fid"],
         "new_vs_old": digit_metrics(images[pick], classifier, refs["old"])["fid"],
     }
@@ -184,6 +195,8 @@ def run_arm(arm: str, fast: bool = False, out: Path | None = None) -> list[dict]
                     progress_bar=False,
                 )
                 cpu_seconds += time.process_time() - start
+                if result.interrupted:  # SIGINT/SIGTERM: no row for a cut-short budget
+                    raise KeyboardInterrupt(f"{arm} stopped at step {result.step}")
                 done = budget
                 # score the EMA weights; a resumed run reloads the raw ones
                 model.load_state_dict(result.ema_state)
@@ -214,18 +227,15 @@ def run_arm(arm: str, fast: bool = False, out: Path | None = None) -> list[dict]
 
 def _config(shipped: dict, steps: int, lr: float, batch_size: int) -> TrainConfig:
     """The shipped model's recipe with this run's budget, batch, learning rate, constant schedule."""
-    recipe = dict(shipped["training"])
-    recipe.update(
-        steps=steps,
-        minutes=None,
+    return finetune_config(
+        shipped,
+        steps,
+        lr,
+        WARMUP_STEPS,
         batch_size=batch_size,
-        learning_rate=lr,
-        lr_schedule="constant",
-        warmup_steps=WARMUP_STEPS,
         mixed_precision="no",
         checkpoint_every=0,
     )
-    return TrainConfig(**recipe)
 
 
 def markdown(record: dict) -> str:

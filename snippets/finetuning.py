@@ -25,6 +25,7 @@ from torch import nn
 from snippets import check
 from snippets import checkpoint as ckpt
 from snippets.data import load_digits
+from snippets.training import TrainConfig
 
 TRANSFORM_NAMES = ("thick", "rotate90", "invert")
 
@@ -150,3 +151,56 @@ def init_from_checkpoint(
 
 
 # --8<-- [end:init-from-checkpoint]
+
+
+# --8<-- [start:finetune-config]
+def finetune_config(
+    checkpoint_config: dict,
+    steps: int,
+    learning_rate: float = 5e-4,
+    warmup_steps: int = 10,
+    **overrides,
+) -> TrainConfig:
+    r"""The checkpoint's own training recipe, with a new step budget and a lower, constant rate.
+
+    Fine-tuning keeps what defines the model's task: the noise schedule, the prediction target,
+    the loss weighting (min-SNR-$\gamma$), the label dropout and the EMA decay all come from the
+    checkpoint's `config.json`. What changes is the optimisation: a fresh AdamW with a short
+    warmup to a *constant* learning rate, lower than the one the model was trained with (the
+    course's script fine-tunes at $10^{-5}$ for the same reason: large steps would wipe out
+    what the pretrained weights know before the new data can use it).
+
+    Args:
+        checkpoint_config: A validated `config.json` (`snippets.checkpoint.read_config`).
+        steps: Optimizer steps of fine-tuning.
+        learning_rate: The constant learning rate after warmup.
+        warmup_steps: Steps of linear warmup from 0.
+        **overrides: Any other `TrainConfig` field (e.g. `batch_size`, `checkpoint_every`).
+
+    Returns:
+        The `TrainConfig` of the fine-tuning run.
+    """
+    check.instance("checkpoint_config", checkpoint_config, dict)
+    missing = [k for k in ("schedule", "prediction_type") if k not in checkpoint_config]
+    if missing:
+        raise ValueError(
+            f"checkpoint_config is not a checkpoint config: lacks {missing}"
+        )
+    recipe = dict(checkpoint_config.get("training") or {})
+    recipe.update(
+        schedule=checkpoint_config["schedule"]["name"],
+        num_train_timesteps=checkpoint_config["schedule"].get(
+            "num_train_timesteps", 1000
+        ),
+        prediction_type=checkpoint_config["prediction_type"],
+        steps=steps,
+        minutes=None,
+        learning_rate=learning_rate,
+        lr_schedule="constant",
+        warmup_steps=warmup_steps,
+    )
+    recipe.update(overrides)
+    return TrainConfig(**recipe)
+
+
+# --8<-- [end:finetune-config]
