@@ -134,7 +134,7 @@ def _run(fast: bool, arms=ARMS, rows: list[dict] | None = None, out=None) -> dic
         "checkpoint": "checkpoints/digits",
         "checkpoint_step": shipped["step"],
         "transform": TRANSFORM,
-        "budgets": list(s["budgets"]),
+        "budgets": sorted({r["steps"] for r in rows}),
         "batch_size": s["batch_size"],
         "warmup_steps": WARMUP_STEPS,
         "lr_schedule": "constant",
