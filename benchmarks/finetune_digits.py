@@ -274,6 +274,7 @@ def figure(record: dict, path: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from snippets.plotting import ink, muted, save_figure
 
@@ -281,7 +282,7 @@ def figure(record: dict, path: Path) -> list[Path]:
     budgets = r["budgets"]
 
     def draw():
-        fig, ax = plt.subplots(figsize=(6.4, 3.8))
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
         for arm, colour in zip(ARMS, ("C0", "C1")):
             rows = [row for row in r["rows"] if row["arm"] == arm]
             steps = [row["steps"] for row in rows]
@@ -300,7 +301,9 @@ def figure(record: dict, path: Path) -> list[Path]:
                 color=colour,
                 label=f"{arm}: vs original digits",
             )
-        ax.axhline(r["floors"]["new"], color=ink(), lw=1, ls=":", label="floor (thick)")
+        ax.axhline(
+            r["floors"]["new"], color=ink(), lw=1, ls=":", label="real thick vs thick"
+        )
         ax.axhline(
             r["floors"]["new_vs_old"],
             color=muted(),
@@ -311,10 +314,17 @@ def figure(record: dict, path: Path) -> list[Path]:
         ax.set_xscale("symlog", linthresh=max(1, min(b for b in budgets if b > 0)))
         ax.set_yscale("log")
         ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xlabel("training steps on thick digits")
         ax.set_ylabel("digit FID (lower is better)")
-        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        fig.tight_layout()
+        fig.subplots_adjust(left=0.13, right=0.97, top=0.97, bottom=0.32)
+        fig.legend(
+            *ax.get_legend_handles_labels(),
+            loc="lower center",
+            ncol=2,
+            fontsize=9,
+            frameon=False,
+        )
         return fig
 
     return save_figure(draw, path)
