@@ -55,7 +55,7 @@ from snippets.unet import UNet
 HERE = Path(__file__).resolve().parent
 CHECKPOINT = HERE.parent / "checkpoints" / "digits"
 TRANSFORM = "thick"
-BUDGETS = (0, 20, 60, 200)  # optimizer steps
+BUDGETS = (0, 20, 60)  # optimizer steps
 BATCH_SIZE = 32
 WARMUP_STEPS = 10
 FINETUNE_LR, SCRATCH_LR = 5e-4, 2e-3
