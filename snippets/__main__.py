@@ -26,6 +26,7 @@ RUN_INFO_KEYS = {
     "label_column",
     "class_conditional",
 }  # what `train` records about its data under "data" in config.json
+OPTIONAL_RUN_INFO_KEYS = ("transform", "init_from")  # recorded when given
 SAMPLER_NAMES = (
     "ddpm",
     "ddim",
@@ -84,6 +85,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `python -m snippets` argument parser (subcommands train, sample, evaluate, export)."""
+    from snippets.finetuning import TRANSFORM_NAMES
     from snippets.training import TrainConfig
 
     d = TrainConfig(steps=1)  # defaults, to show them in --help
@@ -141,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train with class labels (the digits' 0-9, or --label-column) and label dropout for "
         "classifier-free guidance",
+    )
+    g.add_argument(
+        "--transform",
+        choices=TRANSFORM_NAMES,
+        default=None,
+        help="map every training image to a new distribution first "
+        "(snippets.finetuning.transform_images), e.g. thick strokes to fine-tune on",
     )
     g.add_argument(
         "--random-flip",
@@ -286,6 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
         "replace the budget)",
     )
     g.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="fine-tune: start from this checkpoint's EMA weights (fresh optimizer); the model, "
+        "schedule and prediction-type options must describe the checkpoint's",
+    )
+    g.add_argument(
         "--seed",
         type=_seed,
         default=d.seed,
@@ -391,6 +407,11 @@ def _train(args) -> int:
 
     from snippets import checkpoint as ckpt
 
+    if args.resume and args.init_from is not None:
+        raise ValueError(
+            "--init-from starts a new run from a checkpoint, --resume continues one: "
+            "give one of them"
+        )
     if args.resume and not args.out.is_dir():
         raise FileNotFoundError(f"--resume: run folder {args.out} does not exist")
     # one writer per run folder, from the start (under `accelerate launch`: the main process)
@@ -416,12 +437,16 @@ def _train_locked(args) -> int:
     from snippets import checkpoint as ckpt
     from snippets import unet
     from snippets.data import load_data, save_grid
+    from snippets.finetuning import init_from_checkpoint, transform_images
     from snippets.training import TrainConfig, train
 
     if args.resume:
         saved = ckpt.read_config(args.out)  # validated: types, bounds, no unknown key
         missing = [k for k in ("training", "data") if k not in saved]
-        if missing or set(saved["data"]) != RUN_INFO_KEYS:
+        keys = set(saved.get("data", {}))
+        if missing or not RUN_INFO_KEYS <= keys <= RUN_INFO_KEYS | set(
+            OPTIONAL_RUN_INFO_KEYS
+        ):
             raise ValueError(
                 f"{args.out}/config.json cannot be resumed: it lacks {missing or 'data keys'}"
             )
@@ -460,6 +485,9 @@ def _train_locked(args) -> int:
             "label_column": args.label_column,
             "class_conditional": args.class_conditional,
         }
+        for key in OPTIONAL_RUN_INFO_KEYS:
+            if getattr(args, key) is not None:
+                run_info[key] = str(getattr(args, key))
         model_config = None
 
     images, labels = load_data(
@@ -469,6 +497,8 @@ def _train_locked(args) -> int:
         run_info["image_column"],
         run_info["label_column"],
     )
+    if run_info.get("transform") is not None:
+        images = transform_images(images, run_info["transform"])
     if not run_info["class_conditional"]:
         labels = None
     elif labels is None:
@@ -495,6 +525,15 @@ def _train_locked(args) -> int:
             model_config["num_classes"] = int(labels.max()) + 1
     torch.manual_seed(config.seed)
     model = unet.UNet(**model_config)
+    if not args.resume and args.init_from is not None:
+        # fine-tuning: theta_0 = the checkpoint's weights; a fresh optimizer and EMA
+        init_from_checkpoint(
+            model,
+            args.init_from,
+            config.prediction_type,
+            config.schedule,
+            config.num_train_timesteps,
+        )
     result = train(
         model,
         images,

@@ -585,6 +585,8 @@ _DATA_KEYS = {
     "image_column": (str, None, None),
     "label_column": (str, None, None),
     "class_conditional": (bool, None, None),
+    "transform": (str, None, None),
+    "init_from": (str, None, None),
 }
 _TOP_KEYS = ("format", "model_class", "model", "schedule", "prediction_type", "step")
 MAX_PARAMETERS = 200_000_000  # a rough bound on the UNet a config may ask for

@@ -2477,3 +2477,94 @@ def test_classifier_and_loss_guidance_work_with_good_input():
     assert loss_ddim()().shape == X.shape
     guided = cfg_model(ConditionalNet(), LABELS, 3.0, 10)
     assert guided(X, T).shape == X.shape
+
+
+# --- snippets/finetuning.py -------------------------------------------------------------
+
+_SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "digits"
+_CKPT_CONFIG = {
+    "schedule": {"name": "cosine", "num_train_timesteps": 1000},
+    "prediction_type": "v_prediction",
+}
+
+
+def _finetuning_cases():
+    from snippets.finetuning import (
+        finetune_config,
+        init_from_checkpoint,
+        load_transformed_digits,
+        transform_images,
+    )
+
+    unit = torch.zeros(2, 1, 4, 4)
+    return [
+        case("images", lambda: transform_images([[0.0]]), TypeError, "ft-images-type"),
+        case("images", lambda: transform_images(X_INT), TypeError, "ft-images-int"),
+        case("images", lambda: transform_images(X_NAN), id="ft-images-nan"),
+        case("images", lambda: transform_images(unit + 2), id="ft-images-range"),
+        case("images", lambda: transform_images(unit[0]), id="ft-images-ndim"),
+        case("name", lambda: transform_images(unit, "fat"), id="ft-name"),
+        case("name", lambda: transform_images(unit, None), id="ft-name-none"),
+        case("split", lambda: load_transformed_digits("val"), id="ft-split"),
+        case("name", lambda: load_transformed_digits("test", "fat"), id="ft-load-name"),
+        case(
+            "model",
+            lambda: init_from_checkpoint(zero_model, _SHIPPED),
+            TypeError,
+            "ft-model-function",
+        ),
+        case(
+            "model",
+            lambda: init_from_checkpoint(ZeroNet(), _SHIPPED),
+            TypeError,
+            "ft-model-no-config",
+        ),
+        case(
+            "directory",
+            lambda: init_from_checkpoint(UNet(**TINY_UNET), 3),
+            TypeError,
+            "ft-directory",
+        ),
+        case(
+            "checkpoint_config",
+            lambda: finetune_config("checkpoints/digits", 10),
+            TypeError,
+            "ft-config-type",
+        ),
+        case(
+            "checkpoint_config",
+            lambda: finetune_config({"schedule": {"name": "cosine"}}, 10),
+            id="ft-config-keys",
+        ),
+        case("steps", lambda: finetune_config(_CKPT_CONFIG, 0), id="ft-steps"),
+        case(
+            "learning_rate",
+            lambda: finetune_config(_CKPT_CONFIG, 10, NAN),
+            id="ft-lr",
+        ),
+        case(
+            "warmup_steps",
+            lambda: finetune_config(_CKPT_CONFIG, 10, 1e-4, -1),
+            id="ft-warmup",
+        ),
+        case(
+            "batch_size",
+            lambda: finetune_config(_CKPT_CONFIG, 10, batch_size=0),
+            id="ft-override",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("call, error, name", _finetuning_cases())
+def test_finetuning_rejects_bad_input(call, error, name):
+    assert_rejects(call, error, name)
+
+
+def test_finetuning_good_input_next_to_the_bad():
+    from snippets.finetuning import finetune_config, transform_images
+
+    unit = torch.zeros(2, 1, 4, 4)
+    assert transform_images(unit, "thick").shape == unit.shape
+    config = finetune_config(_CKPT_CONFIG, 10, batch_size=8)
+    assert (config.steps, config.batch_size, config.lr_schedule) == (10, 8, "constant")
+    assert config.prediction_type == "v_prediction" and config.minutes is None
