@@ -18,7 +18,11 @@ from collections.abc import Callable, Iterator
 import torch
 
 from snippets import check
-from snippets.forward import check_sampler_args, check_sampler_options
+from snippets.forward import (
+    check_prediction_type,
+    check_sampler_args,
+    check_sampler_options,
+)
 from snippets.schedules import NoiseSchedule, inference_timesteps, sigma_from_alpha_bar
 
 Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -116,6 +120,19 @@ def dpm_solver_pp_2m_step(
     Returns:
         `(x_next, x0_hat)`, each shape `(B, C, H, W)`.
     """
+    check.instance("model", model, Callable)
+    check.tensor("x", x)
+    check.same_shape("x0_prev", check.tensor("x0_prev", x0_prev), "x", x)
+    check_prediction_type(prediction_type)
+    for name, value in (
+        ("alpha_t", alpha_t),
+        ("sigma_t", sigma_t),
+        ("alpha_next", alpha_next),
+    ):
+        check.real(name, value, gt=0)
+    check.real("sigma_next", sigma_next, ge=0)
+    check.real("h", h, gt=0, finite=False)
+    check.real("inv_r", inv_r, ge=0)
     # 1. data prediction \hat x_0 at t_{i-1}
     model_output = model(x, t.expand(x.shape[0]))
     check.same_shape("model_output", model_output, "x", x)

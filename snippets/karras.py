@@ -26,6 +26,7 @@ from snippets.forward import (
     check_prediction_type,
     check_sampler_args,
     check_sampler_options,
+    check_step_args,
     gaussian_noise,
 )
 from snippets.schedules import NoiseSchedule, inference_timesteps, sigma_from_alpha_bar
@@ -186,6 +187,10 @@ def euler_step(
     Returns:
         `(x_next, x0_hat)`, each shape `(B, C, H, W)`.
     """
+    check_step_args(model, x, noise, prediction_type)
+    check.real("sigma", sigma, gt=0)
+    check.real("sigma_hat", sigma_hat, ge=float(sigma))
+    check.real("sigma_next", sigma_next, ge=0)
     # 1. evaluate the network on its own scale, x / sqrt(sigma^2 + 1)
     model_output = model(x / (sigma**2 + 1) ** 0.5, t.expand(x.shape[0]))
     # 2. churn: \hat x_i = x_i + sqrt(\hat\sigma_i^2 - \sigma_i^2) S_noise z (Algorithm 2)

@@ -36,6 +36,7 @@ from snippets.dpm_solver import (
     dpm_solver_pp_2m_step,
     dpm_solver_timesteps,
 )
+from snippets.forward import check_prediction_type
 from snippets.guidance import cfg_model
 from snippets.karras import _initial_sigma, euler_step, karras_timesteps
 from snippets.sampling import ddim_step, ddpm_step
@@ -91,7 +92,9 @@ class SamplerStep(nn.Module):
         null_label: int,
     ):
         super().__init__()
+        check.instance("model", model, nn.Module)
         check.one_of("sampler", sampler, BROWSER_SAMPLERS)
+        check_prediction_type(prediction_type)
         check.tensor("alpha_bar", alpha_bar, ndim=1, ge=0, le=1)
         check.integer("null_label", null_label, ge=1)
         self.model, self.sampler = model, sampler
@@ -197,6 +200,8 @@ def _number(value) -> float | int | str:
 
 def example_inputs(sampler: str, batch: int = 2) -> tuple[torch.Tensor, ...]:
     """Tensors of the right dtypes and shapes to trace `SamplerStep(sampler)` with."""
+    check.one_of("sampler", sampler, BROWSER_SAMPLERS)
+    check.integer("batch", batch, ge=1)
     x = torch.randn(batch, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     scalar = {
         "t": torch.tensor(500.5 if sampler == "euler" else 500),
@@ -229,6 +234,7 @@ def example_inputs(sampler: str, batch: int = 2) -> tuple[torch.Tensor, ...]:
 # --8<-- [start:export]
 def export_step(step: SamplerStep, path: str | Path) -> None:
     """Trace `step` and write it as an ONNX graph with a free batch size."""
+    check.instance("step", step, SamplerStep)
     names = ["x", *STEP_INPUTS[step.sampler], "class_labels", "guidance_scale"]
     batched = {name: {0: "batch"} for name in ("x", "noise", "x0_prev", "class_labels")}
     with warnings.catch_warnings():  # the checks on traced values are tracer warnings

@@ -33,6 +33,7 @@ from snippets.dpm_solver import (
 from snippets.forward import (
     check_sampler_args,
     check_sampler_options,
+    check_step_args,
     gaussian_noise,
     predict_x0_and_eps,
     q_posterior_mean_variance,
@@ -152,6 +153,7 @@ def ddpm_step(
     Returns:
         `(x_prev, x0_hat)`, each shape `(B, C, H, W)`.
     """
+    check_step_args(model, x, noise, prediction_type)
     # 1. predict with the network
     model_output = model(x, t.expand(x.shape[0]))
     # 2. predicted x_0 (Eq. 15), optionally clipped
@@ -313,6 +315,10 @@ def ddim_step(
     Returns:
         `(x_prev, x0_hat)`, each shape `(B, C, H, W)`.
     """
+    check_step_args(model, x, noise, prediction_type)
+    check.tensor("t_prev", t_prev, dtype="int", ndim=0)
+    check.real("final_alpha_bar", final_alpha_bar, gt=0, le=1)
+    check.real("eta", eta, ge=0, le=1)
     # 1. predict with the network
     model_output = model(x, t.expand(x.shape[0]))
     # 2. predicted x_0 and epsilon (Eq. 12's "predicted x_0"); clipping x_0 only
