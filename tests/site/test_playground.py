@@ -149,3 +149,47 @@ def test_playground_samples_equal_the_python_samplers(
         )
     assert browser.monitor.problems() == {}
     page.close()
+
+
+SCRUB_PAGES = {
+    "unit1/forward-process/": ("forward-linear.png", 41, "t", "999"),
+    "unit1/sampling/": ("sampling-ddpm.png", 20, None, None),
+}
+
+
+@pytest.mark.parametrize("path", sorted(SCRUB_PAGES))
+def test_scrubbable_figure_moves_with_its_slider(browser, site_url, built_site, path):  # noqa: F811
+    sheet, frames, readout, last_value = SCRUB_PAGES[path]
+    # the sprite sheet holds the frames the HTML announces, side by side
+    from PIL import Image
+
+    served = (built_site / path / "index.html").read_text()
+    assert f"--frames: {frames}" in served
+    assert (
+        "data-js-only hidden" in served
+    )  # without JavaScript: the still frame, no slider
+    width, height = Image.open(built_site / "figures" / "scrub" / sheet).size
+    assert width % frames == 0 and height == 16, (width, height)
+    page = open_page(browser, site_url + path)
+    figure = page.locator("[data-scrub]").first
+    slider = figure.locator("input[type=range]")
+    assert slider.is_visible()
+    slider.fill(str(frames - 1))
+    slider.dispatch_event("input")
+    assert figure.evaluate("e => e.style.getPropertyValue('--frame')") == str(
+        frames - 1
+    )
+    if readout:
+        page.wait_for_function(
+            "v => document.querySelector('[data-readout=t]').textContent === v",
+            arg=last_value,
+        )
+    # the window shows exactly one frame: the image is `frames` windows wide
+    ratio = figure.evaluate(
+        """e => { const w = e.querySelector('.feast-scrub__window');
+                  return w.querySelector('img').getBoundingClientRect().width
+                         / w.getBoundingClientRect().width; }"""
+    )
+    assert abs(ratio - frames) < 0.01, ratio
+    assert browser.monitor.problems() == {}
+    page.close()
