@@ -13,7 +13,8 @@ steps:
 * ``browser_cold_s``: from the call to the last step with nothing loaded (runtime, graph, the
   WebAssembly compile, then sampling); ``browser_warm_s``: the same call again, sampling only;
 * ``pytorch_s``: `snippets.checkpoint.generate` with the same sampler, steps, labels and guidance,
-  one thread, the model already loaded (``pytorch_load_s``: loading it).
+  one thread, the model already loaded (``pytorch_load_s``: loading it);
+* ``load_average``: the machine's 1-minute load average before and after.
 
 ONNX Runtime Web runs single-threaded WebAssembly (no cross-origin isolation needed); PyTorch is
 limited to one thread too. Wall times on a shared machine: indicative only.
@@ -65,6 +66,7 @@ def run(fast: bool = False) -> dict:
     if executable is None:
         raise RuntimeError("Chromium is needed for this benchmark: run `make browser`")
     labels = [i % 10 for i in range(n)]
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="feast-bench-playground-") as tmp:
         site = Path(tmp) / "site"
         playground_site(site)
@@ -110,6 +112,8 @@ def run(fast: bool = False) -> dict:
         "pytorch_load_s": round(load_s, 2),
         "torch_threads": 1,
         "cpu_count": os.cpu_count(),
+        # 1-minute load average before and after: on a shared machine, the times grow with it
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
 
 
@@ -193,6 +197,8 @@ def markdown(record: dict) -> str:
         f"{r['n_samples']} samples, {r['sampler']} in {r['steps']} steps, guidance scale "
         f"{r['guidance_scale']:g}; the download is ONNX Runtime Web "
         f"({p['runtime_mb']:.1f} MB) and the sampler's graph with the step table "
-        f"({p['graph_and_table_mb']:.1f} MB).",
+        f"({p['graph_and_table_mb']:.1f} MB). Load average "
+        f"{r['load_average'][0]:.1f} before and {r['load_average'][1]:.1f} after the run on "
+        f"{r['cpu_count']} cores: the times grow with the other jobs on the machine.",
     ]
     return "\n".join(lines) + "\n"
