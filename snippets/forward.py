@@ -255,6 +255,23 @@ def check_sampler_args(
     check.generator("generator", generator)
 
 
+def check_step_args(
+    model: Callable, x: torch.Tensor, noise: torch.Tensor, prediction_type: str
+) -> None:
+    """The checks every sampler's step function starts with, each naming its argument.
+
+    Raises:
+        TypeError: For a `model` that is not callable, or an `x` or `noise` that is not a
+            floating-point tensor.
+        ValueError: For a non-finite `x` or `noise`, a `noise` of another shape than `x`, or
+            an unknown `prediction_type`.
+    """
+    check.instance("model", model, Callable)
+    check.tensor("x", x)
+    check.same_shape("noise", check.tensor("noise", noise), "x", x)
+    check_prediction_type(prediction_type)
+
+
 def check_sampler_options(
     timestep_spacing: str, clip_sample: bool, clip_sample_range: float
 ) -> None:

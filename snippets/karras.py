@@ -26,6 +26,7 @@ from snippets.forward import (
     check_prediction_type,
     check_sampler_args,
     check_sampler_options,
+    check_step_args,
     gaussian_noise,
 )
 from snippets.schedules import NoiseSchedule, inference_timesteps, sigma_from_alpha_bar
@@ -151,6 +152,67 @@ def _initial_sigma(sigmas: torch.Tensor, spacing: str) -> torch.Tensor:
     )
 
 
+# --8<-- [start:euler-step]
+def euler_step(
+    model: Model,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    sigma: torch.Tensor,
+    sigma_hat: torch.Tensor,
+    sigma_next: torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    prediction_type: str = "epsilon",
+    clip_sample: bool = False,
+    clip_sample_range: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""One Euler step from $\sigma_i$ to $\sigma_{i+1}$, with churn (Karras et al. 2022, Algorithm 2).
+
+    A pure function of tensors, the same in `euler_sample_progressive` and in the browser
+    (exported to ONNX by `snippets.onnx_export`). Like diffusers, the network sees
+    $(x_i, \sigma_i)$, before the churn noise.
+
+    Args:
+        model: `model(x, t) -> prediction`, `t` float32 of shape `(B,)`.
+        x: $x_i$ on the $\sigma$ scale, shape `(B, C, H, W)`.
+        t: The fractional training timestep of $\sigma_i$, a float32 0-d tensor.
+        sigma: $\sigma_i > 0$, a 0-d tensor.
+        sigma_hat: $\hat\sigma_i = (1 + \gamma_i)\,\sigma_i$, a 0-d tensor.
+        sigma_next: $\sigma_{i+1} \ge 0$, a 0-d tensor.
+        noise: $S_\text{noise} z$, $z \sim \mathcal{N}(0, I)$, shape of `x` (zeros without churn).
+        prediction_type: `"epsilon"`, `"v_prediction"` or `"sample"`.
+        clip_sample: Clip $\hat x_0$ to `[-clip_sample_range, clip_sample_range]`.
+        clip_sample_range: Bound for the clipping.
+
+    Returns:
+        `(x_next, x0_hat)`, each shape `(B, C, H, W)`.
+    """
+    check_step_args(model, x, noise, prediction_type)
+    check.real("sigma", sigma, gt=0)
+    check.real("sigma_hat", sigma_hat, ge=float(sigma))
+    check.real("sigma_next", sigma_next, ge=0)
+    # 1. evaluate the network on its own scale, x / sqrt(sigma^2 + 1)
+    model_output = model(x / (sigma**2 + 1) ** 0.5, t.expand(x.shape[0]))
+    # 2. churn: \hat x_i = x_i + sqrt(\hat\sigma_i^2 - \sigma_i^2) S_noise z (Algorithm 2)
+    x = x + noise * (sigma_hat**2 - sigma**2) ** 0.5
+    # 3. D(\hat x_i; \hat\sigma_i); like diffusers, v is converted with sigma,
+    # epsilon with \hat\sigma
+    x0_hat = denoise(
+        model_output,
+        x,
+        sigma_hat if prediction_type == "epsilon" else sigma,
+        prediction_type,
+    )
+    if clip_sample:
+        x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
+    # 4. Euler step along dx/dsigma = (x - D) / sigma (Algorithm 1, lines 4-5)
+    d = (x - x0_hat) / sigma_hat
+    return x + d * (sigma_next - sigma_hat), x0_hat
+
+
+# --8<-- [end:euler-step]
+
+
 # --8<-- [start:euler]
 @torch.no_grad()
 def euler_sample_progressive(
@@ -212,31 +274,27 @@ def euler_sample_progressive(
     x = x_T * _initial_sigma(sigmas, timestep_spacing)
     for i, t in enumerate(timesteps):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        # 2. evaluate the network on its own scale, x / sqrt(sigma^2 + 1)
-        model_output = model(x / (sigma**2 + 1) ** 0.5, t.expand(x.shape[0]))
-        # 3. churn: raise the noise level to \hat\sigma_i (Algorithm 2, lines 4-6)
+        # 2. churn: gamma_i > 0 raises the noise level to \hat\sigma_i (Algorithm 2, line 4)
         gamma = (
             min(s_churn / num_inference_steps, 2**0.5 - 1)
             if s_tmin <= sigma <= s_tmax
             else 0.0
         )
         sigma_hat = sigma * (gamma + 1)
-        if gamma > 0:
-            z = gaussian_noise(x, generator)
-            x = x + z * s_noise * (sigma_hat**2 - sigma**2) ** 0.5
-        # 4. D(\hat x_i; \hat\sigma_i); like diffusers, v is converted with sigma,
-        # epsilon with \hat\sigma
-        x0_hat = denoise(
-            model_output,
+        # S_noise z, z ~ N(0, I), drawn only when there is churn (Algorithm 2, line 5)
+        z = gaussian_noise(x, generator) * s_noise if gamma > 0 else torch.zeros_like(x)
+        x, x0_hat = euler_step(
+            model,
             x,
-            sigma_hat if prediction_type == "epsilon" else sigma,
-            prediction_type,
+            t,
+            sigma,
+            sigma_hat,
+            sigma_next,
+            z,
+            prediction_type=prediction_type,
+            clip_sample=clip_sample,
+            clip_sample_range=clip_sample_range,
         )
-        if clip_sample:
-            x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
-        # 5. Euler step along dx/dsigma = (x - D) / sigma (Algorithm 1, lines 4-5)
-        d = (x - x0_hat) / sigma_hat
-        x = x + d * (sigma_next - sigma_hat)
         yield t, x, x0_hat
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 
 from snippets import check
 from snippets.dpm_solver import (
@@ -32,6 +33,7 @@ from snippets.dpm_solver import (
 from snippets.forward import (
     check_sampler_args,
     check_sampler_options,
+    check_step_args,
     gaussian_noise,
     predict_x0_and_eps,
     q_posterior_mean_variance,
@@ -51,8 +53,10 @@ __all__ = [
     "SAMPLERS",
     "naive_sample_progressive",
     "naive_sample",
+    "ddpm_step",
     "ddpm_sample_progressive",
     "ddpm_sample",
+    "ddim_step",
     "ddim_sample_progressive",
     "ddim_sample",
     "euler_sample_progressive",
@@ -115,6 +119,59 @@ def naive_sample(
     return x
 
 
+# --8<-- [start:ddpm-step]
+def ddpm_step(
+    model: Model,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    t_prev: torch.Tensor,
+    alpha_bar: torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    prediction_type: str = "epsilon",
+    variance_type: str = "fixed_small",
+    clip_sample: bool = True,
+    clip_sample_range: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""One DDPM step from $x_t$ to $x_{t'}$ (Ho et al. 2020, Algorithm 2, lines 3-4).
+
+    A pure function of tensors, the same in `ddpm_sample_progressive` and in the browser
+    (exported to ONNX by `snippets.onnx_export`).
+
+    Args:
+        model: `model(x_t, t) -> prediction`, `t` int64 of shape `(B,)`.
+        x: $x_t$, shape `(B, C, H, W)`.
+        t: The timestep, an int64 0-d tensor in `[0, T)`.
+        t_prev: The next (earlier) timestep $t'$, an int64 0-d tensor in `[-1, t)`.
+        alpha_bar: $\bar\alpha$ of the training schedule, shape `(T,)`.
+        noise: $z \sim \mathcal{N}(0, I)$, shape of `x`; zeros for the last step ($t = 0$).
+        prediction_type: `"epsilon"`, `"v_prediction"` or `"sample"`.
+        variance_type: `"fixed_small"` ($\tilde\beta_t$) or `"fixed_large"` ($\beta_t$).
+        clip_sample: Clip $\hat x_0$ to `[-clip_sample_range, clip_sample_range]`.
+        clip_sample_range: Bound for the clipping.
+
+    Returns:
+        `(x_prev, x0_hat)`, each shape `(B, C, H, W)`.
+    """
+    check_step_args(model, x, noise, prediction_type)
+    # 1. predict with the network
+    model_output = model(x, t.expand(x.shape[0]))
+    # 2. predicted x_0 (Eq. 15), optionally clipped
+    x0_hat, _ = predict_x0_and_eps(model_output, x, t, alpha_bar, prediction_type)
+    if clip_sample:
+        x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
+    # 3. posterior mean \tilde\mu_t and variance \tilde\beta_t (Eqs. 6-7)
+    mean, variance = q_posterior_mean_variance(x0_hat, x, t, alpha_bar, t_prev)
+    if variance_type == "fixed_large":
+        # \beta_t = 1 - \bar\alpha_t / \bar\alpha_{t'}, with \bar\alpha_{-1} = 1
+        variance = 1 - alpha_bar[t] / F.pad(alpha_bar, (1, 0), value=1.0)[t_prev + 1]
+    # 4. x_{t-1} = \tilde\mu_t + \sigma_t z (Algorithm 2, line 4)
+    return mean + variance.clamp(min=1e-20) ** 0.5 * noise, x0_hat
+
+
+# --8<-- [end:ddpm-step]
+
+
 # --8<-- [start:ddpm]
 @torch.no_grad()
 def ddpm_sample_progressive(
@@ -175,28 +232,23 @@ def ddpm_sample_progressive(
     prev_timesteps = torch.cat([timesteps[1:], timesteps.new_tensor([-1])])
     check_start_step(start_step, num_inference_steps)
     timesteps, prev_timesteps = timesteps[start_step:], prev_timesteps[start_step:]
-    # --8<-- [start:ddpm-step]
     x = x_T
     for t, t_prev in zip(timesteps, prev_timesteps):
-        # 1. predict with the network
-        model_output = model(x, t.expand(x.shape[0]))
-        # 2. predicted x_0 (Eq. 15), optionally clipped
-        x0_hat, _ = predict_x0_and_eps(model_output, x, t, alpha_bar, prediction_type)
-        if clip_sample:
-            x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
-        # 3. posterior mean \tilde\mu_t and variance \tilde\beta_t (Eqs. 6-7)
-        mean, variance = q_posterior_mean_variance(x0_hat, x, t, alpha_bar, t_prev)
-        if variance_type == "fixed_large":
-            # \beta_t = 1 - \bar\alpha_t / \bar\alpha_{t'}
-            variance = 1 - alpha_bar[t] / (alpha_bar[t_prev] if t_prev >= 0 else 1.0)
-        # 4. x_{t-1} = \tilde\mu_t + \sigma_t z (Algorithm 2, line 4); z = 0 at t = 0
-        if t > 0:
-            z = gaussian_noise(x, generator)
-            x = mean + variance.clamp(min=1e-20) ** 0.5 * z
-        else:
-            x = mean
+        # z ~ N(0, I) if t > 0, else z = 0 (Algorithm 2, line 3)
+        z = gaussian_noise(x, generator) if t > 0 else torch.zeros_like(x)
+        x, x0_hat = ddpm_step(
+            model,
+            x,
+            t,
+            t_prev,
+            alpha_bar,
+            z,
+            prediction_type=prediction_type,
+            variance_type=variance_type,
+            clip_sample=clip_sample,
+            clip_sample_range=clip_sample_range,
+        )
         yield t, x, x0_hat
-    # --8<-- [end:ddpm-step]
 
 
 # --8<-- [end:ddpm]
@@ -224,6 +276,69 @@ def ddpm_sample(
     ):
         pass
     return x
+
+
+# --8<-- [start:ddim-step]
+def ddim_step(
+    model: Model,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    t_prev: torch.Tensor,
+    alpha_bar: torch.Tensor,
+    final_alpha_bar: torch.Tensor,
+    eta: float | torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    prediction_type: str = "epsilon",
+    clip_sample: bool = True,
+    clip_sample_range: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""One DDIM step from $x_t$ to $x_{t-1}$ (Song et al. 2021, Eqs. 12 and 16).
+
+    A pure function of tensors, the same in `ddim_sample_progressive` and in the browser
+    (exported to ONNX by `snippets.onnx_export`).
+
+    Args:
+        model: `model(x_t, t) -> prediction`, `t` int64 of shape `(B,)`.
+        x: $x_t$, shape `(B, C, H, W)`.
+        t: The timestep, an int64 0-d tensor in `[0, T)`.
+        t_prev: The previous timestep $t - \lfloor T/N \rfloor$, an int64 0-d tensor (below 0:
+            the last step, which ends at `final_alpha_bar`).
+        alpha_bar: $\bar\alpha$ of the training schedule, shape `(T,)`.
+        final_alpha_bar: $\bar\alpha$ after the last step, a 0-d tensor (1: clean data).
+        eta: $\eta \in [0, 1]$, a float or a 0-d tensor.
+        noise: $z \sim \mathcal{N}(0, I)$, shape of `x` (zeros when $\eta = 0$).
+        prediction_type: `"epsilon"`, `"v_prediction"` or `"sample"`.
+        clip_sample: Clip $\hat x_0$ to `[-clip_sample_range, clip_sample_range]`.
+        clip_sample_range: Bound for the clipping.
+
+    Returns:
+        `(x_prev, x0_hat)`, each shape `(B, C, H, W)`.
+    """
+    check_step_args(model, x, noise, prediction_type)
+    check.tensor("t_prev", t_prev, dtype="int", ndim=0)
+    check.real("final_alpha_bar", final_alpha_bar, gt=0, le=1)
+    check.real("eta", eta, ge=0, le=1)
+    # 1. predict with the network
+    model_output = model(x, t.expand(x.shape[0]))
+    # 2. predicted x_0 and epsilon (Eq. 12's "predicted x_0"); clipping x_0 only
+    x0_hat, eps_hat = predict_x0_and_eps(model_output, x, t, alpha_bar, prediction_type)
+    if clip_sample:
+        x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
+    a_bar_t = alpha_bar[t]
+    a_bar_prev = torch.where(
+        t_prev >= 0, alpha_bar[t_prev.clamp(min=0)], final_alpha_bar
+    )
+    # 3. sigma_t (Eq. 16)
+    sigma_t = (
+        eta * ((1 - a_bar_prev) / (1 - a_bar_t) * (1 - a_bar_t / a_bar_prev)) ** 0.5
+    )
+    # 4. x_{t-1}: predicted x_0, "direction pointing to x_t", random noise (Eq. 12)
+    x = a_bar_prev**0.5 * x0_hat + (1 - a_bar_prev - sigma_t**2) ** 0.5 * eps_hat
+    return x + sigma_t * noise, x0_hat
+
+
+# --8<-- [end:ddim-step]
 
 
 # --8<-- [start:ddim]
@@ -284,33 +399,27 @@ def ddim_sample_progressive(
     timesteps = inference_timesteps(T, num_inference_steps, timestep_spacing)
     check_start_step(start_step, num_inference_steps)
     check.boolean("set_alpha_to_one", set_alpha_to_one)
-    # --8<-- [start:ddim-step]
     # \bar\alpha after the last step: clean data, or the first training step's
     final_alpha_bar = torch.tensor(1.0) if set_alpha_to_one else alpha_bar[0]
     x = x_T
     for t in timesteps[start_step:]:
         t_prev = t - T // num_inference_steps
-        # 1. predict with the network
-        model_output = model(x, t.expand(x.shape[0]))
-        # 2. predicted x_0 and epsilon (Eq. 12's "predicted x_0"); clipping x_0 only
-        x0_hat, eps_hat = predict_x0_and_eps(
-            model_output, x, t, alpha_bar, prediction_type
+        # z ~ N(0, I), drawn only when the step is stochastic (eta > 0)
+        z = gaussian_noise(x, generator) if eta > 0 else torch.zeros_like(x)
+        x, x0_hat = ddim_step(
+            model,
+            x,
+            t,
+            t_prev,
+            alpha_bar,
+            final_alpha_bar,
+            eta,
+            z,
+            prediction_type=prediction_type,
+            clip_sample=clip_sample,
+            clip_sample_range=clip_sample_range,
         )
-        if clip_sample:
-            x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
-        a_bar_t = alpha_bar[t]
-        a_bar_prev = alpha_bar[t_prev] if t_prev >= 0 else final_alpha_bar
-        # 3. sigma_t (Eq. 16)
-        sigma_t = (
-            eta * ((1 - a_bar_prev) / (1 - a_bar_t) * (1 - a_bar_t / a_bar_prev)) ** 0.5
-        )
-        # 4. x_{t-1}: predicted x_0, "direction pointing to x_t", random noise (Eq. 12)
-        x = a_bar_prev**0.5 * x0_hat + (1 - a_bar_prev - sigma_t**2) ** 0.5 * eps_hat
-        if eta > 0:
-            z = gaussian_noise(x, generator)
-            x = x + sigma_t * z
         yield t, x, x0_hat
-    # --8<-- [end:ddim-step]
 
 
 # --8<-- [end:ddim]

@@ -2568,3 +2568,213 @@ def test_finetuning_good_input_next_to_the_bad():
     config = finetune_config(_CKPT_CONFIG, 10, batch_size=8)
     assert (config.steps, config.batch_size, config.lr_schedule) == (10, 8, "constant")
     assert config.prediction_type == "v_prediction" and config.minutes is None
+
+
+# --- the samplers' step functions and their ONNX export ----------------------------------
+
+from snippets.dpm_solver import dpm_solver_pp_2m_step  # noqa: E402
+from snippets.karras import euler_step  # noqa: E402
+from snippets.onnx_export import (  # noqa: E402
+    SamplerStep,
+    example_inputs,
+    export_step,
+    step_schedule,
+)
+from snippets.sampling import ddim_step, ddpm_step  # noqa: E402
+
+
+def _identity(x, t):
+    return x
+
+
+_t, _tp, _one = torch.tensor(5), torch.tensor(3), torch.tensor(1.0)
+_half = torch.tensor(0.5)
+
+
+def _dpm(**kw):
+    args = dict(
+        model=_identity,
+        x=X,
+        x0_prev=X,
+        t=_t,
+        alpha_t=_half,
+        sigma_t=_half,
+        alpha_next=_half,
+        sigma_next=_half,
+        h=_half,
+        inv_r=_half,
+    )
+    return dpm_solver_pp_2m_step(**{**args, **kw})
+
+
+STEPS = [
+    case("model", lambda: ddpm_step(0, X, _t, _tp, A_BAR, X), TypeError, "ddpm-model"),
+    case("x", lambda: ddpm_step(_identity, X * NAN, _t, _tp, A_BAR, X), id="ddpm-x"),
+    case(
+        "t",
+        lambda: ddpm_step(_identity, X, _t * 1.0, _tp, A_BAR, X),
+        TypeError,
+        "ddpm-t",
+    ),
+    case(
+        "t_prev",
+        lambda: ddpm_step(_identity, X, _t, _t + 1, A_BAR, X),
+        id="ddpm-t-prev",
+    ),
+    case(
+        "alpha_bar",
+        lambda: ddpm_step(_identity, X, _t, _tp, A_BAR + 1, X),
+        id="ddpm-a-bar",
+    ),
+    case(
+        "noise", lambda: ddpm_step(_identity, X, _t, _tp, A_BAR, X[:1]), id="ddpm-noise"
+    ),
+    case(
+        "prediction_type",
+        lambda: ddpm_step(_identity, X, _t, _tp, A_BAR, X, prediction_type="x"),
+        id="ddpm-prediction-type",
+    ),
+    case(
+        "model",
+        lambda: ddim_step(0, X, _t, _tp, A_BAR, _one, 0.0, X),
+        TypeError,
+        "ddim-model",
+    ),
+    case(
+        "x",
+        lambda: ddim_step(_identity, X * NAN, _t, _tp, A_BAR, _one, 0.0, X),
+        id="ddim-x",
+    ),
+    case(
+        "t",
+        lambda: ddim_step(_identity, X, _t * 1.0, _tp, A_BAR, _one, 0.0, X),
+        TypeError,
+        "ddim-t",
+    ),
+    case(
+        "t_prev",
+        lambda: ddim_step(_identity, X, _t, _tp * 1.0, A_BAR, _one, 0.0, X),
+        TypeError,
+        "ddim-t-prev",
+    ),
+    case(
+        "alpha_bar",
+        lambda: ddim_step(_identity, X, _t, _tp, A_BAR + 1, _one, 0.0, X),
+        id="ddim-a-bar",
+    ),
+    case(
+        "final_alpha_bar",
+        lambda: ddim_step(_identity, X, _t, _tp, A_BAR, _one * 2, 0.0, X),
+        id="ddim-final-a-bar",
+    ),
+    case(
+        "eta",
+        lambda: ddim_step(_identity, X, _t, _tp, A_BAR, _one, 1.5, X),
+        id="ddim-eta",
+    ),
+    case(
+        "noise",
+        lambda: ddim_step(_identity, X, _t, _tp, A_BAR, _one, 0.0, X[:1]),
+        id="ddim-noise",
+    ),
+    case(
+        "prediction_type",
+        lambda: ddim_step(
+            _identity, X, _t, _tp, A_BAR, _one, 0.0, X, prediction_type="x"
+        ),
+        id="ddim-prediction-type",
+    ),
+    case(
+        "model",
+        lambda: euler_step(0, X, _t, _one, _one, _half, X),
+        TypeError,
+        "euler-model",
+    ),
+    case(
+        "x",
+        lambda: euler_step(_identity, X * NAN, _t, _one, _one, _half, X),
+        id="euler-x",
+    ),
+    case(
+        "sigma",
+        lambda: euler_step(_identity, X, _t, _one * 0, _one, _half, X),
+        id="euler-sigma",
+    ),
+    case(
+        "sigma_hat",
+        lambda: euler_step(_identity, X, _t, _one, _half, _half, X),
+        id="euler-sigma-hat",
+    ),
+    case(
+        "sigma_next",
+        lambda: euler_step(_identity, X, _t, _one, _one, -_half, X),
+        id="euler-sigma-next",
+    ),
+    case(
+        "noise",
+        lambda: euler_step(_identity, X, _t, _one, _one, _half, X[:1]),
+        id="euler-noise",
+    ),
+    case(
+        "prediction_type",
+        lambda: euler_step(_identity, X, _t, _one, _one, _half, X, prediction_type="x"),
+        id="euler-prediction-type",
+    ),
+    case("model", lambda: _dpm(model=0), TypeError, "dpm-model"),
+    case("x", lambda: _dpm(x=X * NAN), id="dpm-x"),
+    case("x0_prev", lambda: _dpm(x0_prev=X[:1]), id="dpm-x0-prev"),
+    case("alpha_t", lambda: _dpm(alpha_t=-_half), id="dpm-alpha-t"),
+    case("sigma_t", lambda: _dpm(sigma_t=_half * 0), id="dpm-sigma-t"),
+    case("alpha_next", lambda: _dpm(alpha_next=_half * NAN), id="dpm-alpha-next"),
+    case("sigma_next", lambda: _dpm(sigma_next=-_half), id="dpm-sigma-next"),
+    case("h", lambda: _dpm(h=-_half), id="dpm-h"),
+    case("inv_r", lambda: _dpm(inv_r=-_half), id="dpm-inv-r"),
+    case(
+        "prediction_type", lambda: _dpm(prediction_type="x"), id="dpm-prediction-type"
+    ),
+    case(
+        "model",
+        lambda: SamplerStep(0, A_BAR, "ddim", "epsilon", 10),
+        TypeError,
+        "step-model",
+    ),
+    case(
+        "alpha_bar",
+        lambda: SamplerStep(nn.Identity(), A_BAR + 1, "ddim", "epsilon", 10),
+        id="step-a-bar",
+    ),
+    case(
+        "sampler",
+        lambda: SamplerStep(nn.Identity(), A_BAR, "heun", "epsilon", 10),
+        id="step-sampler",
+    ),
+    case(
+        "prediction_type",
+        lambda: SamplerStep(nn.Identity(), A_BAR, "ddim", "x", 10),
+        id="step-prediction-type",
+    ),
+    case(
+        "null_label",
+        lambda: SamplerStep(nn.Identity(), A_BAR, "ddim", "epsilon", 0),
+        id="step-null",
+    ),
+    case("sampler", lambda: step_schedule("heun", SCHEDULE, 5), id="schedule-sampler"),
+    case(
+        "num_inference_steps",
+        lambda: step_schedule("ddim", SCHEDULE, 0),
+        id="schedule-steps",
+    ),
+    case("sampler", lambda: example_inputs("heun"), id="example-sampler"),
+    case("batch", lambda: example_inputs("ddim", 0), id="example-batch"),
+    case(
+        "step",
+        lambda: export_step(nn.Identity(), "/tmp/x.onnx"),
+        TypeError,
+        "export-step",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, error, name", STEPS)
+def test_step_functions_and_export_reject_bad_input(call, error, name):
+    assert_rejects(call, error, name)
