@@ -210,9 +210,7 @@ def write_tokenizer(directory: str | Path, words: tuple[str, ...] = WORDS) -> Pa
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "vocab.json").write_text(json.dumps(vocab, indent=1) + "\n")
-    (directory / "merges.txt").write_text(
-        "#version: 0.2\n" + "\n".join(merges) + "\n"
-    )
+    (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
     return directory
 
 

@@ -88,7 +88,9 @@ def build_unet(**overrides):
 def _check_images(name: str, images, channels: int | None = None) -> None:
     check.tensor(name, images, shape=(None, channels, None, None), ge=-1, le=1)
     if len(images) < 1:
-        raise ValueError(f"{name} must hold at least one image, got shape {tuple(images.shape)}")
+        raise ValueError(
+            f"{name} must hold at least one image, got shape {tuple(images.shape)}"
+        )
 
 
 def _batches(n: int, batch_size: int, steps: int, generator):
@@ -343,7 +345,9 @@ def train_denoiser(
         drop = torch.rand(len(index), generator=generator) < p_uncond
         batch_ids = torch.where(drop[:, None], null_ids, ids[index])
         # 3. Eq. 3, one AdamW step on both networks, EMA
-        loss = denoiser_loss(unet, text_encoder, z0, batch_ids, alphas_cumprod, generator)
+        loss = denoiser_loss(
+            unet, text_encoder, z0, batch_ids, alphas_cumprod, generator
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(nets.parameters(), 1.0)
@@ -470,6 +474,7 @@ def scratch_sample(
     num_inference_steps: int = 20,
     guidance_scale: float = 3.0,
     generator: torch.Generator | None = None,
+    **options,
 ) -> torch.Tensor:
     r"""The same sampling with the project's from-scratch samplers, on the latents.
 
@@ -485,6 +490,8 @@ def scratch_sample(
         num_inference_steps: Sampler steps.
         guidance_scale: $s$ (1: the conditional prediction alone).
         generator: Random number generator of a stochastic sampler.
+        **options: The sampler's options (e.g. `clip_sample=False` for DDIM: latents are not
+            bounded like pixels).
 
     Returns:
         Images, shape `(B, 1, 16, 16)`, in `[-1, 1]`.
@@ -515,7 +522,7 @@ def scratch_sample(
         beta_end=SCHEDULE["beta_end"],
     )
     z0 = SAMPLERS[sampler](
-        model, latents, schedule, num_inference_steps, generator=generator
+        model, latents, schedule, num_inference_steps, generator=generator, **options
     )
     x = pipe.vae.decode(z0 / pipe.vae.config.scaling_factor).sample
     return x.clamp(-1, 1)
@@ -603,7 +610,9 @@ def read_record(directory: str | Path) -> dict:
     """The `feast_training.json` of a pipeline folder (how it was trained, what it measured)."""
     path = Path(directory) / STATE_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; not a folder written by save_pipeline")
+        raise FileNotFoundError(
+            f"{path}: missing; not a folder written by save_pipeline"
+        )
     return json.loads(path.read_text())
 
 
@@ -702,7 +711,9 @@ def train_mini_sd(
     }
     # 2. the text encoder and the denoiser, jointly
     tokenizer = build_tokenizer()
-    text_encoder = CLIPTextModel(text_encoder_config(tokenizer, **sizes["text_encoder"]))
+    text_encoder = CLIPTextModel(
+        text_encoder_config(tokenizer, **sizes["text_encoder"])
+    )
     unet = build_unet(**sizes["unet"])
     start = time.perf_counter()
 
