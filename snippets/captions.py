@@ -285,7 +285,7 @@ def check_prompt(prompt: str | list[str], tokenizer) -> list[str]:
 
 
 # --8<-- [start:text-encoder]
-def text_encoder_config(tokenizer, hidden_size: int = 64, num_layers: int = 2):
+def text_encoder_config(tokenizer, hidden_size: int = 32, num_layers: int = 2):
     """A small `CLIPTextConfig` for `tokenizer` (SD 1.5: 768 wide, 12 layers, 77 tokens).
 
     Args:

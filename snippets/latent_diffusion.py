@@ -619,7 +619,7 @@ def read_record(directory: str | Path) -> dict:
 TINY = dict(  # the test suite's and the notebook's fast mode
     vae=dict(block_out_channels=(8, 8, 8), norm_num_groups=4),
     unet=dict(block_out_channels=(16, 16), norm_num_groups=4, cross_attention_dim=16),
-    text_encoder=dict(hidden_size=16, num_layers=1),
+    text_encoder=dict(num_layers=1),
 )
 
 
@@ -711,10 +711,14 @@ def train_mini_sd(
     }
     # 2. the text encoder and the denoiser, jointly
     tokenizer = build_tokenizer()
-    text_encoder = CLIPTextModel(
-        text_encoder_config(tokenizer, **sizes["text_encoder"])
-    )
     unet = build_unet(**sizes["unet"])
+    text_encoder = CLIPTextModel(
+        text_encoder_config(
+            tokenizer,
+            hidden_size=unet.config.cross_attention_dim,  # the UNet's K, V read it
+            **sizes["text_encoder"],
+        )
+    )
     start = time.perf_counter()
 
     def save(step, losses, ema):
