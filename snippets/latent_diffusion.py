@@ -531,6 +531,31 @@ def scratch_sample(
 # --8<-- [end:scratch-sampler]
 
 
+class _Quiet:
+    """Silence diffusers' and transformers' progress bars and warnings while saving or loading."""
+
+    def __enter__(self):
+        from diffusers.utils import logging as d_logging
+        from transformers.utils import logging as t_logging
+
+        self.levels = (d_logging.get_verbosity(), t_logging.get_verbosity())
+        self.bars = (d_logging.is_progress_bar_enabled(), t_logging.is_progress_bar_enabled())
+        for logging in (d_logging, t_logging):
+            logging.set_verbosity_error()
+            logging.disable_progress_bar()
+        return self
+
+    def __exit__(self, *exc):
+        from diffusers.utils import logging as d_logging
+        from transformers.utils import logging as t_logging
+
+        for logging, level, bar in zip((d_logging, t_logging), self.levels, self.bars):
+            logging.set_verbosity(level)
+            if bar:
+                logging.enable_progress_bar()
+        return False
+
+
 def save_pipeline(pipe, directory: str | Path, record: dict | None = None) -> Path:
     """`save_pretrained` into a staging folder, then swap it into place with renames.
 
@@ -549,7 +574,8 @@ def save_pipeline(pipe, directory: str | Path, record: dict | None = None) -> Pa
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tmp-save-", dir=directory.parent))
     try:
-        pipe.save_pretrained(staging, safe_serialization=True)
+        with _Quiet():
+            pipe.save_pretrained(staging, safe_serialization=True)
         words = [t[:-4] for t in pipe.tokenizer.get_vocab() if t.endswith("</w>")]
         write_tokenizer(staging / "tokenizer", tuple(w for w in WORDS if w in words))
         (staging / STATE_FILE).write_text(
@@ -599,9 +625,13 @@ def load_pipeline(directory: str | Path):
         raise ValueError(
             f"{directory}: model_index.json names {name!r}, not StableDiffusionPipeline"
         )
-    pipe = StableDiffusionPipeline.from_pretrained(
-        directory, local_files_only=True, safety_checker=None, feature_extractor=None
-    )
+    with _Quiet():
+        pipe = StableDiffusionPipeline.from_pretrained(
+            directory,
+            local_files_only=True,
+            safety_checker=None,
+            feature_extractor=None,
+        )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

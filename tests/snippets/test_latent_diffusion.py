@@ -127,3 +127,16 @@ def test_cli_samples_one_row_per_prompt(folder, tmp_path):
     assert main(argv) == 0
     width, height = Image.open(out).size
     assert width > height > 16
+
+
+def test_default_parts_fit_together():
+    from transformers import CLIPTextModel
+
+    from snippets.captions import build_tokenizer, text_encoder_config
+    from snippets.latent_diffusion import build_unet
+
+    unet, tokenizer = build_unet(), build_tokenizer()
+    config = text_encoder_config(tokenizer, unet.config.cross_attention_dim)
+    states = CLIPTextModel(config)(tokenizer(["a two"], return_tensors="pt").input_ids)
+    out = unet(latents(1), 10, encoder_hidden_states=states.last_hidden_state).sample
+    assert out.shape == (1, 4, 4, 4) and torch.isfinite(out).all()
