@@ -96,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{train,sample,evaluate,export,train-sd,sample-sd}"
+        dest="command",
+        required=True,
+        metavar="{train,sample,evaluate,export,train-sd,sample-sd}",
     )
     fmt = argparse.ArgumentDefaultsHelpFormatter
 

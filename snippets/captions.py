@@ -276,7 +276,8 @@ def check_prompt(prompt: str | list[str], tokenizer) -> list[str]:
         if n > tokenizer.model_max_length:
             raise ValueError(
                 f"prompt {p!r} is {n} tokens with <|startoftext|> and <|endoftext|>, "
-                f"more than the tokenizer's model_max_length={tokenizer.model_max_length}"
+                "more than the tokenizer's "
+                f"model_max_length={tokenizer.model_max_length}"
             )
     return prompts
 

@@ -251,7 +251,7 @@ def denoiser_loss(unet, text_encoder, z0, input_ids, alphas_cumprod, generator=N
     a_bar = alphas_cumprod[t].view(b, 1, 1, 1)
     # z_t = sqrt(a_bar) z_0 + sqrt(1 - a_bar) eps (Ho et al. 2020, Eq. 4, on latents)
     z_t = a_bar.sqrt() * z0 + (1 - a_bar).sqrt() * eps
-    # tau_theta(y): the text encoder's last hidden states, as StableDiffusionPipeline reads them
+    # tau_theta(y): the text encoder's last hidden states, as the pipeline reads them
     states = text_encoder(input_ids).last_hidden_state
     eps_hat = unet(z_t, t, encoder_hidden_states=states).sample
     return F.mse_loss(eps_hat, eps)
@@ -539,7 +539,10 @@ class _Quiet:
         from transformers.utils import logging as t_logging
 
         self.levels = (d_logging.get_verbosity(), t_logging.get_verbosity())
-        self.bars = (d_logging.is_progress_bar_enabled(), t_logging.is_progress_bar_enabled())
+        self.bars = (
+            d_logging.is_progress_bar_enabled(),
+            t_logging.is_progress_bar_enabled(),
+        )
         for logging in (d_logging, t_logging):
             logging.set_verbosity_error()
             logging.disable_progress_bar()
