@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from snippets import check
 from snippets.captions import WORDS, check_prompt, write_tokenizer
