@@ -4,6 +4,8 @@
     python -m snippets sample --checkpoint runs/digits --sampler ddim --steps 50 --n 64 --out grid.png
     python -m snippets evaluate --checkpoint runs/digits --sampler dpmsolver++ --steps 20 --n 500
     python -m snippets export --checkpoint runs/digits --out checkpoints/digits
+    python -m snippets train-sd --out runs/mini-sd        # autoencoder, text encoder, UNet
+    python -m snippets sample-sd --prompt "a thick seven" --out seven.png
     accelerate launch --multi_gpu --num_processes 2 -m snippets train ...  # data-parallel (GPUs or CPU/gloo)
 
 Run `python -m snippets <command> --help` for every option.
@@ -96,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{train,sample,evaluate,export}"
+        dest="command",
+        required=True,
+        metavar="{train,sample,evaluate,export,train-sd,sample-sd}",
     )
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
@@ -399,7 +403,100 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument("--checkpoint", type=Path, required=True, help="checkpoint folder")
     x.add_argument("--out", type=Path, required=True, help="target folder")
+
+    # -- Stable Diffusion in miniature (snippets.latent_diffusion) -------------------------------
+    ts = sub.add_parser(
+        "train-sd",
+        formatter_class=fmt,
+        help="train a miniature Stable Diffusion (autoencoder, text encoder, UNet) on the digits",
+        description="Train diffusers' AutoencoderKL, then transformers' CLIPTextModel and "
+        "diffusers' UNet2DConditionModel jointly on captioned digits, and save them as a "
+        "StableDiffusionPipeline folder (save_pretrained; every --checkpoint-every steps too).",
+    )
+    ts.add_argument("--out", type=Path, required=True, help="pipeline folder")
+    ts.add_argument(
+        "--vae-steps", type=_positive, default=500, help="autoencoder steps"
+    )
+    ts.add_argument(
+        "--unet-steps",
+        type=_positive,
+        default=1200,
+        help="denoiser + text encoder steps",
+    )
+    ts.add_argument("--batch-size", type=_positive, default=32, help="images per step")
+    ts.add_argument("--kl-weight", type=_finite_float, default=1e-4, help="KL weight")
+    ts.add_argument(
+        "--p-uncond", type=_finite_float, default=0.1, help="caption dropout"
+    )
+    ts.add_argument("--seed", type=_seed, default=0, help="seed")
+    ts.add_argument(
+        "--checkpoint-every",
+        type=_non_negative,
+        default=200,
+        help="save the pipeline every N denoiser steps (0: only at the end)",
+    )
+    ts.add_argument("--tiny", action="store_true", help="tiny networks (smoke runs)")
+    ts.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ss = sub.add_parser(
+        "sample-sd",
+        formatter_class=fmt,
+        help="sample digits from prompts with a miniature Stable Diffusion pipeline",
+        description="Load a pipeline folder offline and sample --n digits per prompt into one "
+        "PNG grid (one row per prompt).",
+    )
+    ss.add_argument(
+        "--pipeline",
+        type=Path,
+        default=Path("checkpoints/mini-sd"),
+        help="pipeline folder",
+    )
+    ss.add_argument(
+        "--prompt", action="append", required=True, help="a prompt (repeatable)"
+    )
+    ss.add_argument("--n", type=_positive, default=8, help="images per prompt")
+    ss.add_argument("--steps", type=_positive, default=20, help="scheduler steps")
+    ss.add_argument(
+        "--guidance-scale", type=_finite_float, default=3.0, help="guidance scale s"
+    )
+    ss.add_argument("--seed", type=_seed, default=0, help="seed of the latents")
+    ss.add_argument("--out", type=Path, default=Path("prompts.png"), help="output PNG")
+    ss.add_argument("--scale", type=_positive, default=4, help="PNG upscaling")
     return parser
+
+
+def _train_sd(args) -> int:
+    from snippets.latent_diffusion import train_mini_sd
+
+    out = train_mini_sd(
+        args.out,
+        args.vae_steps,
+        args.unet_steps,
+        batch_size=args.batch_size,
+        kl_weight=args.kl_weight,
+        p_uncond=args.p_uncond,
+        seed=args.seed,
+        tiny=args.tiny,
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress,
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def _sample_sd(args) -> int:
+    import torch
+
+    from snippets.data import save_grid
+    from snippets.latent_diffusion import generate, load_pipeline
+
+    pipe = load_pipeline(args.pipeline)
+    prompts = [p for p in args.prompt for _ in range(args.n)]
+    generator = torch.Generator().manual_seed(args.seed)
+    images = generate(
+        pipe, prompts, args.steps, args.guidance_scale, generator=generator
+    )
+    print(f"wrote {save_grid(images, args.out, nrow=args.n, scale=args.scale)}")
+    return 0
 
 
 def _train(args) -> int:
@@ -628,6 +725,10 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(json.dumps(report, indent=2))
             return 0
+        if args.command == "train-sd":
+            return _train_sd(args)
+        if args.command == "sample-sd":
+            return _sample_sd(args)
         if args.command == "export":
             from snippets.checkpoint import copy_for_sampling
 

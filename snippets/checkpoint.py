@@ -714,6 +714,14 @@ def _read_files(directory: Path, names: list[str]) -> dict[str, bytes]:
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint folder {directory} does not exist")
+    if (directory / "model_index.json").is_file() and not (
+        directory / MANIFEST_FILE
+    ).is_file():
+        raise ValueError(
+            f"{directory} holds model_index.json: a diffusers pipeline folder, not a "
+            "checkpoint of snippets.checkpoint (load it with "
+            "snippets.latent_diffusion.load_pipeline)"
+        )
     for _attempt in range(5):
         manifest, folders = _current_manifest(directory)
         data, problem = {}, None

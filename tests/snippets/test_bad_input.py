@@ -2778,3 +2778,151 @@ STEPS = [
 @pytest.mark.parametrize("call, error, name", STEPS)
 def test_step_functions_and_export_reject_bad_input(call, error, name):
     assert_rejects(call, error, name)
+
+
+# --- snippets/captions.py and snippets/latent_diffusion.py ------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_sd_pipeline():
+    from transformers import CLIPTextModel
+
+    from snippets.captions import build_tokenizer, text_encoder_config
+    from snippets.latent_diffusion import TINY, assemble_pipeline, build_unet, build_vae
+
+    tokenizer = build_tokenizer()
+    unet = build_unet(**TINY["unet"])
+    config = text_encoder_config(tokenizer, unet.config.cross_attention_dim, 1)
+    vae = build_vae(**TINY["vae"])
+    return assemble_pipeline(vae, CLIPTextModel(config), tokenizer, unet)
+
+
+def test_latent_diffusion_rejects_bad_input(tiny_sd_pipeline, tmp_path):
+    from snippets.captions import (
+        attribute_thresholds,
+        bpe_vocabulary,
+        build_tokenizer,
+        check_prompt,
+        ink,
+        make_captions,
+        slant,
+        text_encoder_config,
+    )
+    from snippets.latent_diffusion import (
+        encode_latents,
+        generate,
+        latent_scaling_factor,
+        load_pipeline,
+        read_record,
+        reconstruction_error,
+        scratch_sample,
+        train_autoencoder,
+        train_denoiser,
+        train_mini_sd,
+    )
+
+    pipe = tiny_sd_pipeline
+    vae, tok = pipe.vae, pipe.tokenizer
+    th = {"ink": [0.2, 0.3], "slant": [-0.1, 0.1]}
+    labels = torch.zeros(4, dtype=torch.long)
+    z = torch.zeros(2, 4, 4, 4)
+    mean, std = torch.zeros(4, 4, 4, 4), torch.ones(4, 4, 4, 4)
+    caps = ["a two"] * 4
+
+    def denoise(**kw):
+        args = dict(
+            unet=pipe.unet,
+            text_encoder=pipe.text_encoder,
+            tokenizer=tok,
+            latent_mean=mean,
+            latent_std=std,
+            scaling_factor=1.0,
+            captions=caps,
+            steps=1,
+            progress=False,
+        )
+        return train_denoiser(**{**args, **kw})
+
+    cases = [
+        (lambda: ink(torch.zeros(4, 3, 16, 16)), ValueError, "images"),
+        (lambda: slant(torch.full((4, 1, 16, 16), NAN)), ValueError, "images"),
+        (lambda: attribute_thresholds(DIGITS[:2]), ValueError, "images"),
+        (lambda: make_captions(DIGITS, labels + 10, th), ValueError, "labels"),
+        (lambda: make_captions(DIGITS.long(), labels, th), TypeError, "images"),
+        (
+            lambda: make_captions(DIGITS, labels, {"ink": [0.3]}),
+            ValueError,
+            "thresholds",
+        ),
+        (lambda: bpe_vocabulary(("Seven",)), ValueError, "words"),
+        (lambda: bpe_vocabulary("seven"), TypeError, "words"),
+        (lambda: build_tokenizer(max_length=2), ValueError, "max_length"),
+        (lambda: check_prompt(["a two", 3], tok), TypeError, "prompt"),
+        (lambda: check_prompt("a green two", tok), ValueError, "prompt"),
+        (lambda: text_encoder_config(tok, hidden_size=0), ValueError, "hidden_size"),
+        (lambda: text_encoder_config(tok, num_layers=1.5), TypeError, "num_layers"),
+        (lambda: train_autoencoder(vae, DIGITS - 3, 1), ValueError, "images"),
+        (lambda: train_autoencoder(vae, DIGITS, 0), ValueError, "steps"),
+        (lambda: train_autoencoder(vae, DIGITS, 1, 0), ValueError, "batch_size"),
+        (
+            lambda: train_autoencoder(vae, DIGITS, 1, learning_rate=-1),
+            ValueError,
+            "learning_rate",
+        ),
+        (
+            lambda: train_autoencoder(vae, DIGITS, 1, kl_weight=NAN),
+            ValueError,
+            "kl_weight",
+        ),
+        (
+            lambda: train_autoencoder(vae, DIGITS, 1, generator=1),
+            TypeError,
+            "generator",
+        ),
+        (
+            lambda: latent_scaling_factor(vae, torch.zeros(2, 3, 16, 16)),
+            ValueError,
+            "images",
+        ),
+        (lambda: reconstruction_error(vae, DIGITS + 3), ValueError, "images"),
+        (lambda: encode_latents(vae, DIGITS[:0]), ValueError, "images"),
+        (
+            lambda: denoise(latent_mean=torch.zeros(4, 3, 4, 4)),
+            ValueError,
+            "latent_mean",
+        ),
+        (lambda: denoise(latent_std=-std), ValueError, "latent_std"),
+        (lambda: denoise(scaling_factor=0.0), ValueError, "scaling_factor"),
+        (lambda: denoise(captions=caps[:3]), ValueError, "captions"),
+        (lambda: denoise(steps=0), ValueError, "steps"),
+        (lambda: denoise(batch_size=0), ValueError, "batch_size"),
+        (lambda: denoise(learning_rate=0.0), ValueError, "learning_rate"),
+        (lambda: denoise(p_uncond=1.5), ValueError, "p_uncond"),
+        (lambda: denoise(ema_decay=1.0), ValueError, "ema_decay"),
+        (lambda: denoise(generator="g"), TypeError, "generator"),
+        (lambda: generate(pipe, "a two", 0), ValueError, "num_inference_steps"),
+        (lambda: generate(pipe, "a two", 2, NAN), ValueError, "guidance_scale"),
+        (lambda: generate(pipe, "a two", 2, generator=3), TypeError, "generator"),
+        (lambda: generate(pipe, "a two", 2, latents=z), ValueError, "latents"),
+        (lambda: generate(pipe, "a red two", 2), ValueError, "prompt"),
+        (lambda: scratch_sample(pipe, ["a two"], z), ValueError, "latents"),
+        (lambda: scratch_sample(pipe, ["a two"] * 2, z, "plms"), ValueError, "sampler"),
+        (
+            lambda: scratch_sample(pipe, ["a two"] * 2, z, guidance_scale=INF),
+            ValueError,
+            "guidance_scale",
+        ),
+        (lambda: load_pipeline(tmp_path / "missing"), FileNotFoundError, "pipeline"),
+        (lambda: read_record(tmp_path), FileNotFoundError, "save_pipeline"),
+        (lambda: train_mini_sd(tmp_path, 0, 1), ValueError, "vae_steps"),
+        (lambda: train_mini_sd(tmp_path, 1, 0), ValueError, "unet_steps"),
+        (lambda: train_mini_sd(tmp_path, 1, 1, seed=-1), ValueError, "seed"),
+        (
+            lambda: train_mini_sd(tmp_path, 1, 1, checkpoint_every=-1),
+            ValueError,
+            "checkpoint_every",
+        ),
+        (lambda: train_mini_sd(tmp_path, 1, 1, tiny="yes"), TypeError, "tiny"),
+    ]
+    for call, error, name in cases:
+        assert_rejects(call, error, name)
