@@ -1528,3 +1528,24 @@ def test_named_cases_from_issue_15_work_with_good_input():
     assert TrainConfig(steps=1, batch_size=2).batch_size == 2
     sigmas, timesteps = karras_timesteps(A_BAR, 4, rho=1.0)
     assert sigmas.shape == (5,) and timesteps.shape == (4,)
+
+
+# --- fast_digits ---------------------------------------------------------------------------
+
+
+def test_fast_digits_rejects_bad_input():
+    from snippets.fast_digits import sample_fast_digits, upsample_digits
+    from snippets.sampling import ddim_sample
+
+    x8 = torch.zeros(1, 1, 8, 8)
+    cases = [
+        (lambda: upsample_digits(torch.zeros(1, 1, 16, 16)), ValueError, "x"),
+        (lambda: upsample_digits(x8.int()), TypeError, "x"),
+        (lambda: upsample_digits(x8 * NAN), ValueError, "x"),
+        (lambda: upsample_digits(x8, image_size=0), ValueError, "image_size"),
+        (lambda: upsample_digits(x8, image_size=2.5), TypeError, "image_size"),
+        (lambda: sample_fast_digits(None, None, x8), TypeError, "sampler"),
+        (lambda: sample_fast_digits(ddim_sample, None, x8[..., :4]), ValueError, "x_T"),
+    ]
+    for call, error, name in cases:
+        assert_rejects(call, error, name)
