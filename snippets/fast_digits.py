@@ -22,7 +22,6 @@ import torch.nn.functional as F
 
 from snippets import check
 
-# --8<-- [start:fast-digits-config]
 FAST_DIGITS_CONFIG = dict(
     sample_size=8,  # the digits' native 8x8
     in_channels=1,
@@ -35,10 +34,8 @@ FAST_DIGITS_CONFIG = dict(
 
 FAST_DIGITS_RECIPE = dict()
 """`TrainConfig` settings of the fast recipe that differ from the defaults."""
-# --8<-- [end:fast-digits-config]
 
 
-# --8<-- [start:upsample-digits]
 def upsample_digits(x: torch.Tensor, image_size: int = 16) -> torch.Tensor:
     r"""The resize of `load_digits`: 8x8 digits in $[-1, 1]$ to `image_size`, bilinearly.
 
@@ -61,9 +58,6 @@ def upsample_digits(x: torch.Tensor, image_size: int = 16) -> torch.Tensor:
         mode="bilinear",
         align_corners=False,
     )
-
-
-# --8<-- [end:upsample-digits]
 
 
 def sample_fast_digits(
