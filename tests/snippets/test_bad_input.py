@@ -2926,3 +2926,24 @@ def test_latent_diffusion_rejects_bad_input(tiny_sd_pipeline, tmp_path):
     ]
     for call, error, name in cases:
         assert_rejects(call, error, name)
+
+
+# --- fast_digits ---------------------------------------------------------------------------
+
+
+def test_fast_digits_rejects_bad_input():
+    from snippets.fast_digits import sample_fast_digits, upsample_digits
+    from snippets.sampling import ddim_sample
+
+    x8 = torch.zeros(1, 1, 8, 8)
+    cases = [
+        (lambda: upsample_digits(torch.zeros(1, 1, 16, 16)), ValueError, "x"),
+        (lambda: upsample_digits(x8.int()), TypeError, "x"),
+        (lambda: upsample_digits(x8 * NAN), ValueError, "x"),
+        (lambda: upsample_digits(x8, image_size=0), ValueError, "image_size"),
+        (lambda: upsample_digits(x8, image_size=2.5), TypeError, "image_size"),
+        (lambda: sample_fast_digits(None, None, x8), TypeError, "sampler"),
+        (lambda: sample_fast_digits(ddim_sample, None, x8[..., :4]), ValueError, "x_T"),
+    ]
+    for call, error, name in cases:
+        assert_rejects(call, error, name)

@@ -1,0 +1,87 @@
+r"""Three minutes to digits: train at the digits' native 8x8, upsample exactly as the data are made.
+
+`snippets.data.load_digits` makes its 16x16 digits by a bilinear resize of scikit-learn's 8x8
+originals: a fixed linear map $U: \mathbb{R}^{64} \to \mathbb{R}^{256}$. Every 16x16 training image
+is $U x$ for an 8x8 image $x$, so the data fill a 64-dimensional subspace of the 256 pixels. A
+16x16 model has to learn that (its samples carry a little noise off the subspace, which the
+classifier behind digit FID sees), and pays for 256 pixels per image. Training the diffusion model
+on the 8x8 originals and applying $U$ to its samples gives 16x16 digits that lie exactly on the
+data's subspace, at about a third of the cost per image, so a fixed budget buys about three times
+the training.
+
+`FAST_DIGITS_CONFIG` is the network, `FAST_DIGITS_RECIPE` the `TrainConfig` settings that differ
+from the defaults, `upsample_digits` the map $U$ and `sample_fast_digits` the sampler wrapper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from snippets import check
+
+FAST_DIGITS_CONFIG = dict(
+    sample_size=8,  # the digits' native 8x8
+    in_channels=1,
+    out_channels=1,
+    channels=(32, 64),  # 8x8 -> 4x4
+    num_res_blocks=2,
+    attention_levels=(1,),  # attention at 4x4 (16 tokens), as the base model
+)
+"""A two-level UNet for the 8x8 digits (the base model's first two levels)."""
+
+FAST_DIGITS_RECIPE = dict()
+"""`TrainConfig` settings of the fast recipe that differ from the defaults."""
+
+
+def upsample_digits(x: torch.Tensor, image_size: int = 16) -> torch.Tensor:
+    r"""The resize of `load_digits`: 8x8 digits in $[-1, 1]$ to `image_size`, bilinearly.
+
+    The samples are first clipped to $[-1, 1]$, the data's range; bilinear weights are convex, so
+    the result stays in it, and `upsample_digits(load_digits(image_size=8)[0])` equals
+    `load_digits(image_size=16)[0]`.
+
+    Args:
+        x: Images, shape `(B, 1, 8, 8)`, finite.
+        image_size: Output side length.
+
+    Returns:
+        Images of shape `(B, 1, image_size, image_size)` in $[-1, 1]$.
+    """
+    check.tensor("x", x, shape=(None, 1, 8, 8))
+    check.integer("image_size", image_size, ge=1, le=1024)
+    return F.interpolate(
+        x.clamp(-1, 1),
+        size=(image_size, image_size),
+        mode="bilinear",
+        align_corners=False,
+    )
+
+
+def sample_fast_digits(
+    sampler: Callable[..., torch.Tensor],
+    model: Callable[..., torch.Tensor],
+    x_T: torch.Tensor,
+    *args,
+    image_size: int = 16,
+    **kwargs,
+) -> torch.Tensor:
+    r"""Run any sampler of `snippets.sampling` at 8x8, then `upsample_digits` its result.
+
+    Args:
+        sampler: E.g. `snippets.sampling.SAMPLERS["dpmsolver++"]`.
+        model: The 8x8 network, `model(x_t, t)`.
+        x_T: Starting noise, shape `(B, 1, 8, 8)`.
+        *args: Passed to `sampler` after `model` and `x_T` (the schedule, the step count).
+        image_size: Side length of the returned digits.
+        **kwargs: Passed to `sampler` (`prediction_type`, `generator`, ...).
+
+    Returns:
+        Digits of shape `(B, 1, image_size, image_size)` in $[-1, 1]$.
+    """
+    if not callable(sampler):
+        raise TypeError(f"sampler must be callable, got {type(sampler).__name__}")
+    check.tensor("x_T", x_T, shape=(None, 1, 8, 8))
+    return upsample_digits(sampler(model, x_T, *args, **kwargs), image_size)

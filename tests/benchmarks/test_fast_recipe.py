@@ -1,0 +1,50 @@
+"""The fast-recipe benchmark: budgets in base-model-equivalent steps, a smoke run, its table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import fast_recipe as fr
+
+
+def test_budgets_are_base_model_steps_divided_by_the_relative_cost():
+    assert fr.budget_steps(3.0, 1.0) == 576  # 3 min x 192 base steps
+    assert fr.budget_steps(1.0, 0.25) == 768  # a model 4x cheaper: 4x the steps
+    assert fr.budget_steps(0.001, 1.0) == 1
+
+
+@pytest.mark.parametrize("key", ["two8@64", "course16@64"])
+def test_committed_calibration_covers_every_contender(key):
+    cost = json.loads(fr.CALIBRATION.read_text())["relative_cost_per_step"][key]
+    assert 0 < cost < 2
+
+
+def test_fast_run_trains_both_contenders_both_ways_and_renders():
+    result = fr.run(fast=True)
+    rows = result["rows"]
+    assert {(r["model"], r["conditional"]) for r in rows} == {
+        ("ours", False),
+        ("ours", True),
+        ("course", False),
+        ("course", True),
+    }
+    assert all(r["fid"] > 0 and 0 < r["confidence"] <= 1 for r in rows)
+    assert set(result["minutes_to_1.2x_floor"]) == {
+        "ours/unconditional",
+        "ours/conditional",
+        "course/unconditional",
+        "course/conditional",
+    }
+    table = fr.markdown({"results": json.loads(json.dumps(result))})
+    assert table.count("\n| ours |") == 2 and "Time to 1.2x the floor" in table
+
+
+def test_time_to_quality_is_the_smallest_budget_within_the_factor():
+    rows = [
+        dict(model="ours", conditional=False, minutes=m, fid=f)
+        for m, f in ((1.0, 20.0), (3.0, 15.0), (10.0, 13.0))
+    ]
+    assert fr.time_to_quality(rows, 12.8) == {"ours/unconditional": 3.0}
+    assert fr.time_to_quality(rows, 10.0) == {"ours/unconditional": None}
