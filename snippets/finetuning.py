@@ -159,7 +159,7 @@ def finetune_config(
     steps: int,
     learning_rate: float = 5e-4,
     warmup_steps: int = 10,
-    **overrides,
+    **overrides: object,
 ) -> TrainConfig:
     r"""The checkpoint's own training recipe, with a new step budget and a lower, constant rate.
 
