@@ -51,7 +51,7 @@ def transform_images(images: torch.Tensor, name: str = "thick") -> torch.Tensor:
     check.tensor("images", images, ndim=4, ge=-1, le=1)
     check.one_of("name", name, TRANSFORM_NAMES)
     if name == "thick":
-        # the ink is the bright end of [-1, 1]: a max over each 3x3 neighbourhood widens it
+        # the ink is the bright end of [-1, 1]: a 3x3 max widens every stroke
         return F.max_pool2d(images, kernel_size=3, stride=1, padding=1)
     if name == "rotate90":
         return torch.rot90(images, k=1, dims=(2, 3))
@@ -159,7 +159,7 @@ def finetune_config(
     steps: int,
     learning_rate: float = 5e-4,
     warmup_steps: int = 10,
-    **overrides,
+    **overrides: object,
 ) -> TrainConfig:
     r"""The checkpoint's own training recipe, with a new step budget and a lower, constant rate.
 
