@@ -66,11 +66,11 @@ def check_mask(mask: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
     """
     check.tensor("mask", mask, dtype=None)
     check.tensor("x0", x0, ndim=4)
-    try:
-        broadcast = torch.broadcast_shapes(mask.shape, x0.shape)
-    except RuntimeError:
-        broadcast = None
-    if mask.ndim != x0.ndim or broadcast != x0.shape:
+    # broadcasts to x0: the same number of dimensions, each of size 1 or that of x0
+    fits = mask.ndim == x0.ndim and all(
+        m in (1, n) for m, n in zip(mask.shape, x0.shape)
+    )
+    if not fits:
         raise ValueError(
             f"mask must have the shape of the images {tuple(x0.shape)} (or broadcast to it, "
             f"e.g. {(x0.shape[0], 1, *x0.shape[2:])}), got {tuple(mask.shape)}"
