@@ -12,7 +12,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.requirements-installed
 # KaTeX (pinned in package-lock.json) typesets the site's math at build time: `npm ci` installs it
-# into node_modules/ (needs Node.js and npm; offline afterwards).
+# into node_modules/ (needs Node.js and npm; offline afterwards), with ONNX Runtime Web, which the
+# playground page runs in the reader's browser.
 KATEX  := node_modules/katex/dist/katex.min.css
 # The playground's step graphs (ONNX) and step tables, exported from snippets/ by `make onnx`
 # (deterministic; not committed): the build needs them.

@@ -193,7 +193,8 @@ def euler_step(
     check.real("sigma_next", sigma_next, ge=0)
     # 1. evaluate the network on its own scale, x / sqrt(sigma^2 + 1)
     model_output = model(x / (sigma**2 + 1) ** 0.5, t.expand(x.shape[0]))
-    # 2. churn: \hat x_i = x_i + sqrt(\hat\sigma_i^2 - \sigma_i^2) S_noise z (Algorithm 2)
+    # 2. churn: \hat x_i = x_i + sqrt(\hat\sigma_i^2 - \sigma_i^2) S_noise z
+    # (Algorithm 2, lines 5-6)
     x = x + noise * (sigma_hat**2 - sigma**2) ** 0.5
     # 3. D(\hat x_i; \hat\sigma_i); like diffusers, v is converted with sigma,
     # epsilon with \hat\sigma
@@ -274,7 +275,8 @@ def euler_sample_progressive(
     x = x_T * _initial_sigma(sigmas, timestep_spacing)
     for i, t in enumerate(timesteps):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        # 2. churn: gamma_i > 0 raises the noise level to \hat\sigma_i (Algorithm 2, line 4)
+        # 2. churn: gamma_i > 0 raises the noise level to \hat\sigma_i
+        # (Algorithm 2, line 4)
         gamma = (
             min(s_churn / num_inference_steps, 2**0.5 - 1)
             if s_tmin <= sigma <= s_tmax

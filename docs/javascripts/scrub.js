@@ -12,6 +12,9 @@
     function show() {
       const k = Number(slider.value);
       root.style.setProperty("--frame", String(k));
+      for (const label of root.querySelectorAll("[data-frame-label]")) {
+        label.textContent = `${k + 1} of ${Number(slider.max) + 1}`;
+      }
       if (!values) return;
       for (const out of readouts) {
         let v = values;
