@@ -463,10 +463,11 @@ def _check_labels(class_labels, batch: int | None, num_classes: int | None) -> N
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m snippets.classifier_guidance --steps 3000 --out DIR`: train and save."""
-    import argparse
     import sys
 
-    parser = argparse.ArgumentParser(
+    from snippets.__main__ import _Parser  # one-line errors on stderr, exit code 2
+
+    parser = _Parser(
         prog="python -m snippets.classifier_guidance",
         description="Train the noise-aware digit classifier and save it atomically.",
     )

@@ -13,6 +13,7 @@ from snippets.classifier_guidance import (
     cg_model,
     classifier_log_prob_grad,
     load_noisy_classifier,
+    main,
     save_noisy_classifier,
     train_noisy_classifier,
 )
@@ -191,9 +192,9 @@ def test_shipped_noise_aware_classifier_beats_the_clean_one_on_noisy_digits():
     with torch.no_grad():
         acc_noisy = (noisy(x_t, t).argmax(-1) == y).float().mean()
         acc_clean = (TimeBlind(clean)(x_t, t).argmax(-1) == y).float().mean()
-        acc_clean_t0 = (noisy(x0, t * 0).argmax(-1) == y).float().mean()
+        acc_noisy_t0 = (noisy(x0, t * 0).argmax(-1) == y).float().mean()
     assert acc_noisy > acc_clean + 0.1
-    assert acc_clean_t0 > 0.9
+    assert acc_noisy_t0 > 0.9
 
 
 def test_noisy_classifier_depends_on_t():
@@ -202,3 +203,20 @@ def test_noisy_classifier_depends_on_t():
     assert not torch.equal(
         classifier(x, torch.tensor([0, 0])), classifier(x, torch.tensor([900, 900]))
     )
+
+
+@pytest.mark.parametrize(
+    "argv, name",
+    [
+        (["--steps", "x"], "--steps"),
+        (["--steps", "0"], "steps"),
+        (["--bogus"], "--bogus"),
+    ],
+)
+def test_cli_errors_are_one_line_naming_the_option(argv, name, capsys):
+    with pytest.raises(SystemExit) as info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and name in err
