@@ -11,7 +11,7 @@ what each image shows: its class and two attributes measured on its pixels,
   third (leaning least to the right), "slanted" in the highest,
 
 so a caption reads "a thick slanted seven" or, in the middle thirds, just "a seven". The words of
-all captions make a 17-word vocabulary. `CLIPTokenizer` needs a byte-pair vocabulary
+all captions make a 16-word vocabulary. `CLIPTokenizer` needs a byte-pair vocabulary
 (`vocab.json`) and its merges (`merges.txt`); `bpe_vocabulary` writes both from the words so that
 every word is one token ending in `</w>`, deterministically. `CLIPTextModel` is then built from a
 small `CLIPTextConfig` and trained jointly with the denoiser, as Rombach et al. 2022 (Section 4.3.1)
