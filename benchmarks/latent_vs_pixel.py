@@ -73,7 +73,13 @@ def _pixel_row(n, steps, k, classifier):
     labels = torch.arange(n) % 10
     start = time.perf_counter()
     x = generate(
-        ckpt, n, "dpmsolver++", steps, labels, GUIDANCE, torch.Generator().manual_seed(0)
+        ckpt,
+        n,
+        "dpmsolver++",
+        steps,
+        labels,
+        GUIDANCE,
+        torch.Generator().manual_seed(0),
     )
     seconds = time.perf_counter() - start
     with torch.no_grad():

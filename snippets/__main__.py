@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument(
         "--p-uncond", type=_finite_float, default=0.1, help="caption dropout"
     )
-    ts.add_argument("--seed", type=_seed, default=0, help="seed")
+    ts.add_argument("--seed", type=_seed, default=0, help="seed of every random draw")
     ts.add_argument(
         "--checkpoint-every",
         type=_non_negative,

@@ -11,7 +11,7 @@ what each image shows: its class and two attributes measured on its pixels,
   third (leaning least to the right), "slanted" in the highest,
 
 so a caption reads "a thick slanted seven" or, in the middle thirds, just "a seven". The words of
-all captions make a 17-word vocabulary. `CLIPTokenizer` needs a byte-pair vocabulary
+all captions make a 16-word vocabulary. `CLIPTokenizer` needs a byte-pair vocabulary
 (`vocab.json`) and its merges (`merges.txt`); `bpe_vocabulary` writes both from the words so that
 every word is one token ending in `</w>`, deterministically. `CLIPTextModel` is then built from a
 small `CLIPTextConfig` and trained jointly with the denoiser, as Rombach et al. 2022 (Section 4.3.1)
@@ -23,10 +23,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from snippets import check
+
+if TYPE_CHECKING:
+    from transformers import CLIPTextConfig, CLIPTokenizer
 
 DIGIT_WORDS = (
     "zero",
@@ -114,7 +118,7 @@ def attribute_thresholds(images: torch.Tensor) -> dict[str, list[float]]:
 def make_captions(
     images: torch.Tensor, labels: torch.Tensor, thresholds: dict[str, list[float]]
 ) -> list[str]:
-    """Describe each digit: "a|an [thin|thick] [upright|slanted] <digit>".
+    """Describe each digit: "a" or "an", then "thin" or "thick", "upright" or "slanted", the digit.
 
     Args:
         images: Digits, shape `(N, 1, H, W)`, in `[-1, 1]`.
@@ -215,7 +219,9 @@ def write_tokenizer(directory: str | Path, words: tuple[str, ...] = WORDS) -> Pa
 
 
 # --8<-- [start:tokenizer]
-def build_tokenizer(words: tuple[str, ...] = WORDS, max_length: int = MAX_LENGTH):
+def build_tokenizer(
+    words: tuple[str, ...] = WORDS, max_length: int = MAX_LENGTH
+) -> CLIPTokenizer:
     """A `transformers.CLIPTokenizer` over `words`, built in memory from `bpe_vocabulary`.
 
     Args:
@@ -245,7 +251,7 @@ def build_tokenizer(words: tuple[str, ...] = WORDS, max_length: int = MAX_LENGTH
 
 
 # --8<-- [start:check-prompt]
-def check_prompt(prompt: str | list[str], tokenizer) -> list[str]:
+def check_prompt(prompt: str | list[str], tokenizer: CLIPTokenizer) -> list[str]:
     """Refuse prompts the tokenizer would silently change: unknown words, too many tokens.
 
     `CLIPTokenizer` maps an unknown word to `<|endoftext|>` and `StableDiffusionPipeline` cuts a
@@ -286,7 +292,9 @@ def check_prompt(prompt: str | list[str], tokenizer) -> list[str]:
 
 
 # --8<-- [start:text-encoder]
-def text_encoder_config(tokenizer, hidden_size: int = 32, num_layers: int = 2):
+def text_encoder_config(
+    tokenizer: CLIPTokenizer, hidden_size: int = 32, num_layers: int = 2
+) -> CLIPTextConfig:
     """A small `CLIPTextConfig` for `tokenizer` (SD 1.5: 768 wide, 12 layers, 77 tokens).
 
     Args:

@@ -23,6 +23,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,14 @@ from tqdm import tqdm
 
 from snippets import check
 from snippets.captions import WORDS, check_prompt, write_tokenizer
+
+if TYPE_CHECKING:
+    from diffusers import (
+        AutoencoderKL,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel, CLIPTokenizer
 
 PIPELINE_FORMAT = "diffusion-model-feast/mini-sd-1"
 STATE_FILE = "feast_training.json"  # our record of the run, next to model_index.json
@@ -71,14 +80,14 @@ def _tiny(config: dict, **overrides) -> dict:
     return {**config, **overrides}
 
 
-def build_vae(**overrides):
+def build_vae(**overrides) -> AutoencoderKL:
     """A `diffusers.AutoencoderKL` of `VAE_CONFIG` (keyword arguments override it)."""
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(**_tiny(VAE_CONFIG, **overrides))
 
 
-def build_unet(**overrides):
+def build_unet(**overrides) -> UNet2DConditionModel:
     """A `diffusers.UNet2DConditionModel` of `UNET_CONFIG` (keyword arguments override it)."""
     from diffusers import UNet2DConditionModel
 
@@ -99,7 +108,12 @@ def _batches(n: int, batch_size: int, steps: int, generator):
 
 
 # --8<-- [start:vae-loss]
-def vae_loss(vae, x: torch.Tensor, kl_weight: float, generator=None):
+def vae_loss(
+    vae: AutoencoderKL,
+    x: torch.Tensor,
+    kl_weight: float,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""The autoencoder's loss: reconstruction plus a KL weight (Rombach et al. 2022, Sec. 3.1).
 
     $$L = \lVert x - \mathcal{D}(z) \rVert_2^2
@@ -131,7 +145,7 @@ def vae_loss(vae, x: torch.Tensor, kl_weight: float, generator=None):
 
 
 def train_autoencoder(
-    vae,
+    vae: AutoencoderKL,
     images: torch.Tensor,
     steps: int,
     batch_size: int = 64,
@@ -184,7 +198,11 @@ def train_autoencoder(
 
 # --8<-- [start:scaling-factor]
 @torch.no_grad()
-def latent_scaling_factor(vae, images: torch.Tensor, generator=None) -> float:
+def latent_scaling_factor(
+    vae: AutoencoderKL,
+    images: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> float:
     r"""Stable Diffusion's `scaling_factor`: one over the standard deviation of the latents.
 
     Rombach et al. rescale $z \sim q_\mathcal{E}(z \mid x)$ by $1 / \hat\sigma$, estimated on a
@@ -208,14 +226,14 @@ def latent_scaling_factor(vae, images: torch.Tensor, generator=None) -> float:
 
 
 @torch.no_grad()
-def reconstruction_error(vae, images: torch.Tensor) -> float:
+def reconstruction_error(vae: AutoencoderKL, images: torch.Tensor) -> float:
     """Mean squared error per pixel of `decode(mean of encode(x))`, on images in `[-1, 1]`."""
     _check_images("images", images, vae.config.in_channels)
     x_rec = vae.decode(vae.encode(images).latent_dist.mode()).sample
     return F.mse_loss(x_rec.clamp(-1, 1), images).item()
 
 
-def _token_ids(tokenizer, captions: list[str]) -> torch.Tensor:
+def _token_ids(tokenizer: CLIPTokenizer, captions: list[str]) -> torch.Tensor:
     check_prompt(list(captions), tokenizer)
     return tokenizer(
         list(captions),
@@ -227,7 +245,14 @@ def _token_ids(tokenizer, captions: list[str]) -> torch.Tensor:
 
 
 # --8<-- [start:denoiser-loss]
-def denoiser_loss(unet, text_encoder, z0, input_ids, alphas_cumprod, generator=None):
+def denoiser_loss(
+    unet: UNet2DConditionModel,
+    text_encoder: CLIPTextModel,
+    z0: torch.Tensor,
+    input_ids: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""The conditional latent-diffusion loss (Rombach et al. 2022, Eq. 3).
 
     $$L_\text{LDM} = \mathbb{E}_{\mathcal{E}(x), y, \epsilon, t}\big[\lVert \epsilon
@@ -261,9 +286,9 @@ def denoiser_loss(unet, text_encoder, z0, input_ids, alphas_cumprod, generator=N
 
 
 def train_denoiser(
-    unet,
-    text_encoder,
-    tokenizer,
+    unet: UNet2DConditionModel,
+    text_encoder: CLIPTextModel,
+    tokenizer: CLIPTokenizer,
     latent_mean: torch.Tensor,
     latent_std: torch.Tensor,
     scaling_factor: float,
@@ -275,7 +300,7 @@ def train_denoiser(
     ema_decay: float = 0.999,
     generator: torch.Generator | None = None,
     progress: bool = True,
-    callback=None,
+    callback: Callable[[int, list[float], dict], None] | None = None,
     callback_every: int = 0,
 ) -> tuple[list[float], dict]:
     r"""Train the denoiser and the text encoder together on scaled latents, with caption dropout.
@@ -373,7 +398,9 @@ def _split(ema: dict) -> dict:
 
 
 @torch.no_grad()
-def encode_latents(vae, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_latents(
+    vae: AutoencoderKL, images: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The autoencoder's posterior $q_\\mathcal{E}(z \\mid x)$: means and standard deviations."""
     _check_images("images", images, vae.config.in_channels)
     dist = vae.encode(images).latent_dist
@@ -381,7 +408,13 @@ def encode_latents(vae, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 
 # --8<-- [start:assemble]
-def assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler=None):
+def assemble_pipeline(
+    vae: AutoencoderKL,
+    text_encoder: CLIPTextModel,
+    tokenizer: CLIPTokenizer,
+    unet: UNet2DConditionModel,
+    scheduler: object | None = None,
+) -> StableDiffusionPipeline:
     """Put the trained parts into diffusers' `StableDiffusionPipeline`, safety checker off.
 
     Args:
@@ -420,7 +453,7 @@ def assemble_pipeline(vae, text_encoder, tokenizer, unet, scheduler=None):
 # --8<-- [start:generate]
 @torch.no_grad()
 def generate(
-    pipe,
+    pipe: StableDiffusionPipeline,
     prompt: str | list[str],
     num_inference_steps: int = 20,
     guidance_scale: float = 3.0,
@@ -467,14 +500,14 @@ def generate(
 # --8<-- [start:scratch-sampler]
 @torch.no_grad()
 def scratch_sample(
-    pipe,
+    pipe: StableDiffusionPipeline,
     prompt: str | list[str],
     latents: torch.Tensor,
     sampler: str = "dpmsolver++",
     num_inference_steps: int = 20,
     guidance_scale: float = 3.0,
     generator: torch.Generator | None = None,
-    **options,
+    **options: object,
 ) -> torch.Tensor:
     r"""The same sampling with the project's from-scratch samplers, on the latents.
 
@@ -559,7 +592,9 @@ class _Quiet:
         return False
 
 
-def save_pipeline(pipe, directory: str | Path, record: dict | None = None) -> Path:
+def save_pipeline(
+    pipe: StableDiffusionPipeline, directory: str | Path, record: dict | None = None
+) -> Path:
     """`save_pretrained` into a staging folder, then swap it into place with renames.
 
     The folder is `model_index.json` and one subfolder per part (diffusers' layout), plus
@@ -596,7 +631,7 @@ def save_pipeline(pipe, directory: str | Path, record: dict | None = None) -> Pa
     return directory
 
 
-def load_pipeline(directory: str | Path):
+def load_pipeline(directory: str | Path) -> StableDiffusionPipeline:
     """Load a folder of `save_pipeline` offline, refusing other kinds of checkpoints clearly.
 
     Args:

@@ -37,7 +37,14 @@ TINY_ARGS = [
 def test_help_explains_every_option():
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command").choices
-    assert set(subparsers) == {"train", "sample", "evaluate", "export"}
+    assert set(subparsers) == {
+        "train",
+        "sample",
+        "evaluate",
+        "export",
+        "train-sd",
+        "sample-sd",
+    }
     for name, sub in subparsers.items():
         for action in sub._actions:
             assert action.help and len(action.help) > 8, (
