@@ -488,7 +488,9 @@ def markdown(record: dict) -> str:
             if r["browser_remote_requests"] is None
             else f"; requests to other hosts: {r['browser_remote_requests']}"
         )
-        + ".",
+        + ". The browser columns are a first load in a 1280 x 900 window: images load lazily, so "
+        "those far below the first screen are not in them; the static columns are the whole page, "
+        "every image (both of a light/dark pair) and every font the math could use.",
     ]
     if "median_page_bytes" in r:
         lines += [

@@ -7,6 +7,7 @@ Runs after the other hooks (last in ``mkdocs.yml``):
   fetched. The figures that notebook outputs embed as base64 (``data:image/png``) are written
   out as files next to the page, with their width and height, so the HTML stays small and the
   images load as the reader scrolls.
+* **Code** drops Pygments' spans that change nothing on screen (names, whitespace).
 * **Stylesheets** shrink to the rules the site can use. Material's ``main`` and ``palette``
   stylesheets keep a rule when every class its selector needs appears in some built page or in
   Material's scripts (which add classes as the reader interacts), and a palette rule when its
@@ -40,6 +41,7 @@ KATEX_FONTS = (
 _IMG = re.compile(r"<img\b(?P<attrs>[^>]*?)(?P<end>/?>)", re.IGNORECASE)
 _DATA_PNG = re.compile(r'src="data:image/png;base64,(?P<data>[A-Za-z0-9+/=\s]+)"')
 _CLASS_ATTR = re.compile(r'class="([^"]*)"')
+_PLAIN_TOKEN = re.compile(r'<span class="[nw]">(?P<text>[^<]*)</span>')
 # Attributes whose values decide whether a rule applies: the palette, and the text direction.
 _PALETTE_ATTR = re.compile(
     r'\b(data-md-color-primary|data-md-color-accent|data-md-color-scheme|dir)="([^"]*)"'
@@ -92,13 +94,23 @@ def lazy_images(html: str, page_dir: Path | None = None) -> str:
     return _IMG.sub(one, html)
 
 
+def plain_code_tokens(html: str) -> str:
+    """`html` without Pygments' spans for names (``n``) and whitespace (``w``) in code.
+
+    Material colours a name with ``--md-code-hl-name-color``, which is the code's own colour
+    (``--md-code-fg-color``), and whitespace not at all, so these spans change nothing a reader
+    sees; they are a quarter of the markup of a highlighted listing.
+    """
+    return _PLAIN_TOKEN.sub(r"\g<text>", html)
+
+
 @event_priority(-100)  # after every other hook has changed the page
 def on_post_page(output, page, config):
-    """Lazy images; a notebook's embedded figures become files beside the page."""
+    """Lazy images; a notebook's embedded figures become files beside the page; lighter code."""
     page_dir = None
     if page.file.src_uri.endswith(".ipynb"):
         page_dir = Path(config["site_dir"]) / Path(page.file.dest_uri).parent
-    return lazy_images(output, page_dir)
+    return plain_code_tokens(lazy_images(output, page_dir))
 
 
 # ---------------------------------------------------------------- stylesheets

@@ -333,3 +333,16 @@ def test_images_load_lazily_and_embedded_pngs_become_files(tmp_path):
     (written,) = tmp_path.glob("*.png")
     assert written.read_bytes() == png and "data:" not in out
     assert f'src="{written.name}" width="3" height="2"' in out
+
+
+def test_code_loses_only_the_token_spans_that_change_nothing_on_screen():
+    from hooks.page_weight import plain_code_tokens
+
+    html = (
+        '<code><span class="k">def</span><span class="w"> </span><span class="nf">f</span>'
+        '<span class="p">(</span><span class="n">x</span><span class="p">)</span></code>'
+    )
+    assert plain_code_tokens(html) == (
+        '<code><span class="k">def</span> <span class="nf">f</span>'
+        '<span class="p">(</span>x<span class="p">)</span></code>'
+    )

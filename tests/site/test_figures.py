@@ -64,7 +64,6 @@ RASTER_EXCEPTIONS = {
     "figures/papers/flow_digits.png": "redrawn as SVG by make_paper_figures.py flow_digits",
     "figures/diffusers/course_loss.png": "redrawn as SVG by make_diffusers_figures.py",
     "figures/papers/cfg_digits.png": "redrawn as SVG by make_paper_figures.py cfg_digits",
-    "figures/papers/samplers.png": "redrawn as SVG by make_paper_figures.py samplers",
 }
 
 
