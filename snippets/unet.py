@@ -497,7 +497,8 @@ class UpBlock(nn.Module):
         check.instance("skips", skips, list)
         if len(skips) < len(self.resnets):
             raise ValueError(
-                f"skips holds {len(skips)} tensors, this level needs {len(self.resnets)}"
+                f"skips holds {len(skips)} tensors, "
+                f"this level needs {len(self.resnets)}"
             )
         for resnet, attention in zip(self.resnets, self.attentions):
             h = torch.cat([h, skips.pop()], dim=1)
