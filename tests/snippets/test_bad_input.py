@@ -2174,7 +2174,6 @@ def fill(function, **kw):
 
 
 EDITING_BY_KEYWORD = [
-    case("model", invert(model=None), TypeError, "invert-model"),
     case("x0", invert(x0=X_INT), TypeError, "invert-x0-int"),
     case("x0", invert(x0=X_NAN), id="invert-x0-nan"),
     case("x0", invert(x0=X[0]), id="invert-x0-3d"),
@@ -2184,33 +2183,21 @@ EDITING_BY_KEYWORD = [
     # a stochastic sampler cannot be inverted
     case("eta", invert(eta=0.5), id="invert-eta-stochastic"),
     case("eta", invert(eta="0"), id="invert-eta-str"),
-    case(
-        "eta",
-        lambda: ddim_round_trip(zero_model, X, SCHEDULE, 4, eta=1.0),
-        id="round-trip-eta",
-    ),
-    case("timestep_spacing", invert(timestep_spacing="linspace"), id="invert-spacing"),
     case("clip_sample", invert(clip_sample="yes"), TypeError, "invert-clip"),
-    case("clip_sample_range", invert(clip_sample_range=NAN), id="invert-clip-range"),
-    case("model", edit(model=None), TypeError, "sdedit-model"),
     case("x0", edit(x0=X_INT, strength=0.0), TypeError, "sdedit-x0-int"),
     case("x0", edit(x0=X_NAN), id="sdedit-x0-nan"),
     case("schedule", edit(schedule=None), TypeError, "sdedit-schedule"),
     case("strength", edit(strength=1.5), id="sdedit-strength-above-1"),
     case("strength", edit(strength=-0.1), id="sdedit-strength-below-0"),
     case("strength", edit(strength=NAN), id="sdedit-strength-nan"),
-    case("num_inference_steps", edit(num_inference_steps=0), id="sdedit-steps"),
-    case("sampler", edit(sampler="euler"), id="sdedit-sampler"),
     case("noise", edit(noise=torch.zeros(3, 1, 4, 4)), id="sdedit-noise-shape"),
     case("generator", edit(generator=0), TypeError, "sdedit-generator"),
-    case("timestep_spacing", edit(timestep_spacing="x"), id="sdedit-spacing"),
     case(
         "num_train_timesteps",
         lambda: img2img_timesteps(100.0, 4, 0.5),
         TypeError,
         "img2img-T",
     ),
-    case("strength", lambda: img2img_timesteps(100, 4, 2.0), id="img2img-strength"),
     *(
         c
         for f in (inpaint, repaint)
@@ -2243,7 +2230,6 @@ EDITING_BY_KEYWORD = [
             ),
         ]
     ),
-    case("jump_length", fill(repaint, jump_length=0), id="repaint-jump-length"),
     case(
         "jump_n_sample",
         fill(repaint, jump_n_sample=1.5),
@@ -2256,17 +2242,9 @@ EDITING_BY_KEYWORD = [
         TypeError,
         "repaint-timesteps-T",
     ),
-    case(
-        "num_inference_steps",
-        lambda: repaint_timesteps(100, 0),
-        id="repaint-timesteps-N",
-    ),
-    case("x0", lambda: lerp([1.0], X, 0.5), TypeError, "lerp-x0"),
-    case("x1", lambda: lerp(X, X_INT, 0.5), TypeError, "lerp-x1"),
     case("alpha", lambda: lerp(X, X, 1.5), id="lerp-alpha"),
     case("x0", lambda: slerp(X_NAN, X, 0.5), id="slerp-x0-nan"),
     case("x1", lambda: slerp(X + 1, X, 0.5), id="slerp-x1-zero"),
-    case("alpha", lambda: slerp(X + 1, X + 2, NAN), id="slerp-alpha"),
     case(
         "dot_threshold",
         lambda: slerp(X + 1, X + 2, 0.5, dot_threshold=0),
