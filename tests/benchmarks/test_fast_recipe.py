@@ -48,3 +48,17 @@ def test_time_to_quality_is_the_smallest_budget_within_the_factor():
     ]
     assert fr.time_to_quality(rows, 12.8) == {"ours/unconditional": 3.0}
     assert fr.time_to_quality(rows, 10.0) == {"ours/unconditional": None}
+
+
+def test_a_rerun_keeps_the_rows_already_in_the_results_folder(tmp_path):
+    first = fr.run(fast=True, out=tmp_path)["rows"]
+    rows_file = tmp_path / "fast_recipe.rows.jsonl"
+    assert [json.loads(line) for line in rows_file.read_text().splitlines()] == first
+    # mark one stored row: a rerun must return it as stored, not train it again
+    stored = [json.loads(line) for line in rows_file.read_text().splitlines()]
+    stored[1]["fid"] = 1234.5
+    rows_file.write_text("".join(json.dumps(r) + "\n" for r in stored))
+    again = fr.run(fast=True, out=tmp_path)["rows"]
+    assert again[1]["fid"] == 1234.5
+    assert [r["steps"] for r in again] == [r["steps"] for r in first]
+    assert len(rows_file.read_text().splitlines()) == len(first)
