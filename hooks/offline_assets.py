@@ -18,10 +18,12 @@ import logging
 import posixpath
 import re
 import shutil
-from functools import lru_cache
 from pathlib import Path
 
-import tinycss2
+try:
+    from hooks.page_weight import page_classes, purge_css
+except ImportError:  # loaded by MkDocs from its path, with hooks/ on sys.path
+    from page_weight import page_classes, purge_css
 
 SNIPPETS_DIR = Path(__file__).resolve().parent.parent / "snippets"
 # a warning on a logger under "mkdocs" fails a --strict build
@@ -53,68 +55,6 @@ _MODULE_HEADING = re.compile(
     r"(?:(?!</h(?P=level)>).)*?doc-module-name.*?</h(?P=level)>",
     re.DOTALL,
 )
-_CLASS_ATTR = re.compile(r'class="([^"]*)"')
-_VAR = re.compile(r"var\(\s*(--[\w-]+)")
-
-
-def _top_level_classes(selector) -> set[str]:
-    """The classes a selector requires (those inside ``:not(...)`` and the like are not counted)."""
-    classes, prev = set(), None
-    for token in selector:
-        if token.type == "ident" and prev is not None and prev == ".":
-            classes.add(token.value)
-        prev = token
-    return classes
-
-
-def _selectors(prelude) -> list[list]:
-    parts: list[list] = [[]]
-    for token in prelude:
-        if token == ",":
-            parts.append([])
-        else:
-            parts[-1].append(token)
-    return parts
-
-
-@lru_cache(maxsize=4)
-def _parsed(css: str) -> list:
-    """The stylesheet as (selectors with their classes, declarations) and (@media, rules) trees."""
-
-    def tree(rules) -> list:
-        out = []
-        for rule in rules:
-            if rule.type == "qualified-rule":
-                selectors = [
-                    (
-                        tinycss2.serialize(sel).strip(),
-                        frozenset(_top_level_classes(sel)),
-                    )
-                    for sel in _selectors(rule.prelude)
-                ]
-                declarations = [
-                    (d.name, tinycss2.serialize(d.value).strip(), d.important)
-                    for d in tinycss2.parse_declaration_list(
-                        rule.content, skip_comments=True, skip_whitespace=True
-                    )
-                    if d.type == "declaration"
-                ]
-                out.append(("rule", selectors, declarations))
-            elif rule.type == "at-rule" and rule.lower_at_keyword in (
-                "media",
-                "supports",
-            ):
-                head = f"@{rule.at_keyword} {tinycss2.serialize(rule.prelude).strip()}"
-                inner = tinycss2.parse_rule_list(
-                    rule.content, skip_comments=True, skip_whitespace=True
-                )
-                out.append(("at", head, tree(inner)))
-            # @charset, @keyframes (no rule the notebooks use animates) and the rest are dropped
-        return out
-
-    return tree(
-        tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True)
-    )
 
 
 def trim_css(css: str, page_html: str) -> str:
@@ -122,7 +62,8 @@ def trim_css(css: str, page_html: str) -> str:
 
     A selector survives if every class it requires appears in a ``class`` attribute of the page;
     custom properties (``--jp-*``) survive if a kept declaration reads them, directly or through
-    another custom property.
+    another custom property; ``@keyframes`` and the other at-rules go (no rule the notebooks use
+    animates). The purge is hooks/page_weight.py's, the one for all the site's stylesheets.
 
     Args:
         css: A stylesheet (nbconvert's JupyterLab theme).
@@ -133,57 +74,9 @@ def trim_css(css: str, page_html: str) -> str:
     """
     if not isinstance(css, str) or not isinstance(page_html, str):
         raise TypeError("css and page_html must be strings")
-    used = {c for attr in _CLASS_ATTR.findall(page_html) for c in attr.split()}
-
-    def shake(tree):
-        out = []
-        for kind, head, body in tree:
-            if kind == "rule":
-                kept = [text for text, classes in head if classes <= used]
-                if kept:
-                    out.append(("rule", ",".join(kept), body))
-            else:
-                inner = shake(body)
-                if inner:
-                    out.append(("at", head, inner))
-        return out
-
-    def declarations(tree):
-        for kind, _, body in tree:
-            yield from body if kind == "rule" else declarations(body)
-
-    kept = shake(_parsed(css))
-    definitions: dict[str, list[str]] = {}
-    todo = []
-    for name, value, _ in declarations(kept):
-        if name.startswith("--"):
-            definitions.setdefault(name, []).append(value)
-        else:
-            todo += _VAR.findall(value)
-    needed: set[str] = set()
-    while todo:
-        name = todo.pop()
-        if name not in needed:
-            needed.add(name)
-            for value in definitions.get(name, []):
-                todo += _VAR.findall(value)
-
-    def emit(tree) -> str:
-        css_out = []
-        for kind, head, body in tree:
-            if kind == "rule":
-                text = ";".join(
-                    f"{name}:{value}{' !important' if important else ''}"
-                    for name, value, important in body
-                    if not name.startswith("--") or name in needed
-                )
-            else:
-                text = emit(body)
-            if text:
-                css_out.append(f"{head}{{{text}}}")
-        return "".join(css_out)
-
-    return emit(kept)
+    return purge_css(
+        css, page_classes(page_html), palette=None, reads=set(), at_rules=False
+    )
 
 
 def _page_dir(page) -> str:

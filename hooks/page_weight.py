@@ -23,11 +23,13 @@ Runs after the other hooks (last in ``mkdocs.yml``):
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import logging
 import re
 import struct
+from functools import lru_cache
 from pathlib import Path
 
 import tinycss2
@@ -106,11 +108,12 @@ def plain_code_tokens(html: str) -> str:
 
 @event_priority(-100)  # after every other hook has changed the page
 def on_post_page(output, page, config):
-    """Lazy images; a notebook's embedded figures become files beside the page; lighter code."""
+    """Lazy images; a notebook's embedded figures become files beside the page; lighter code;
+    no indentation."""
     page_dir = None
     if page.file.src_uri.endswith(".ipynb"):
         page_dir = Path(config["site_dir"]) / Path(page.file.dest_uri).parent
-    return plain_code_tokens(lazy_images(output, page_dir))
+    return collapse_whitespace(plain_code_tokens(lazy_images(output, page_dir)))
 
 
 # ---------------------------------------------------------------- stylesheets
@@ -136,74 +139,117 @@ def _required_classes(selector) -> set[str]:
     return classes
 
 
+def page_classes(html: str) -> set[str]:
+    """Every class named in a ``class`` attribute of `html`."""
+    return {c for attr in _CLASS_ATTR.findall(html) for c in attr.split()}
+
+
+@lru_cache(maxsize=8)
+def _parse_css(css: str) -> tuple:
+    """`css` as a tree: ``("rule", selectors, declarations)``, ``("at", head, tree)`` for
+    ``@media``/``@supports``, ``("raw", text, None)`` for other at-rules. Each selector is
+    (its text, the classes it requires, the palette attributes it requires). Cached: a
+    notebook page's 570 kB JupyterLab stylesheet is the same on every notebook page."""
+
+    def tree(rules) -> tuple:
+        out = []
+        for rule in rules:
+            if rule.type == "qualified-rule":
+                selectors = tuple(
+                    (
+                        text,
+                        frozenset(_required_classes(sel)),
+                        tuple(_PALETTE_SELECTOR.findall(text)),
+                    )
+                    for sel in _selectors(rule.prelude)
+                    for text in [tinycss2.serialize(sel).strip()]
+                )
+                declarations = tuple(
+                    (
+                        # custom property names are case-sensitive, the others are not
+                        d.name if d.name.startswith("--") else d.lower_name,
+                        tinycss2.serialize(d.value).strip(),
+                        d.important,
+                    )
+                    for d in tinycss2.parse_declaration_list(
+                        rule.content, skip_comments=True, skip_whitespace=True
+                    )
+                    if d.type == "declaration"
+                )
+                out.append(("rule", selectors, declarations))
+            elif rule.type == "at-rule" and rule.lower_at_keyword in (
+                "media",
+                "supports",
+            ):
+                head = f"@{rule.at_keyword} {tinycss2.serialize(rule.prelude).strip()}"
+                inner = tinycss2.parse_rule_list(
+                    rule.content, skip_comments=True, skip_whitespace=True
+                )
+                out.append(("at", head, tree(inner)))
+            elif rule.type == "at-rule" and rule.lower_at_keyword == "charset":
+                continue
+            elif rule.type != "error":
+                out.append(("raw", tinycss2.serialize([rule]), None))
+        return tuple(out)
+
+    return tree(
+        tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True)
+    )
+
+
 def purge_css(
     css: str,
     classes: set[str],
-    palette: dict[str, set[str]],
+    palette: dict[str, set[str]] | None,
     reads: set[str] | None = None,
+    at_rules: bool = True,
 ) -> str:
     """Keep the rules of `css` that can apply to the site, and the custom properties read.
+
+    The one stylesheet purge of the site: Material's and KaTeX's stylesheets (here) and the
+    JupyterLab theme of notebook pages (hooks/offline_assets.py) go through it.
 
     Args:
         css: A stylesheet.
         classes: Every class the site's pages and scripts can use.
         palette: For ``data-md-color-primary``, ``-accent``, ``-scheme`` and ``dir``, the
-            values the pages set (a rule for right-to-left text or another colour goes).
+            values the pages set (a rule for right-to-left text or another colour goes); None
+            keeps every rule whatever the attributes it requires.
         reads: Custom properties (``--x``) that something outside `css` reads; if given, a
             custom property definition stays only when a kept declaration of `css` reads it
             (directly or through another custom property) or it is in `reads`. If None, every
             definition stays.
+        at_rules: Keep ``@font-face``, ``@keyframes`` and the other at-rules besides
+            ``@media`` and ``@supports`` (those are purged inside) as they are.
 
     Returns:
-        The stylesheet without the rules no selector of which can match; ``@font-face``,
-        ``@keyframes`` and other at-rules are kept as they are.
+        The stylesheet, minified, without the rules no selector of which can match.
     """
     if not isinstance(css, str):
         raise TypeError(f"css must be a string, got {type(css).__name__}")
 
-    def selector_can_match(selector) -> bool:
-        if not _required_classes(selector) <= classes:
+    def selector_can_match(required: frozenset, attributes: tuple) -> bool:
+        if not required <= classes:
             return False
-        text = tinycss2.serialize(selector)
-        return all(
-            value in palette.get(kind, set())
-            for kind, value in _PALETTE_SELECTOR.findall(text)
+        return palette is None or all(
+            value in palette.get(kind, set()) for kind, value in attributes
         )
 
-    def shake(rules) -> list:
+    def shake(tree) -> list:
         out = []
-        for rule in rules:
-            if rule.type == "qualified-rule":
+        for kind, head, body in tree:
+            if kind == "rule":
                 kept = [
-                    tinycss2.serialize(sel).strip()
-                    for sel in _selectors(rule.prelude)
-                    if selector_can_match(sel)
+                    text for text, req, attrs in head if selector_can_match(req, attrs)
                 ]
                 if kept:
-                    declarations = [
-                        (d.lower_name, tinycss2.serialize(d.value).strip(), d.important)
-                        for d in tinycss2.parse_declaration_list(
-                            rule.content, skip_comments=True, skip_whitespace=True
-                        )
-                        if d.type == "declaration"
-                    ]
-                    out.append(("rule", ",".join(kept), declarations))
-            elif rule.type == "at-rule" and rule.lower_at_keyword in (
-                "media",
-                "supports",
-            ):
-                inner = shake(
-                    tinycss2.parse_rule_list(
-                        rule.content, skip_comments=True, skip_whitespace=True
-                    )
-                )
+                    out.append(("rule", ",".join(kept), body))
+            elif kind == "at":
+                inner = shake(body)
                 if inner:
-                    prelude = tinycss2.serialize(rule.prelude).strip()
-                    out.append(("at", f"@{rule.at_keyword} {prelude}", inner))
-            elif rule.type == "at-rule" and rule.lower_at_keyword == "charset":
-                continue
-            elif rule.type != "error":
-                out.append(("raw", tinycss2.serialize([rule]), None))
+                    out.append(("at", head, inner))
+            elif at_rules:
+                out.append((kind, head, body))
         return out
 
     def declarations(tree):
@@ -213,9 +259,7 @@ def purge_css(
             elif kind == "at":
                 yield from declarations(body)
 
-    kept = shake(
-        tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True)
-    )
+    kept = shake(_parse_css(css))
     needed = None
     if reads is not None:
         values: dict[str, list[str]] = {}
@@ -255,6 +299,81 @@ def purge_css(
         return "".join(out)
 
     return emit(kept)
+
+
+# Material components whose styles and scripts ship with every site, each with the setting that
+# turns it on: without that setting no page shows one, and their rules leave the stylesheet.
+# (Their class names are in Material's bundle, which is why the purge keeps them otherwise.)
+_COMPONENTS = {
+    "md-version": lambda config: bool(config["extra"].get("version")),
+    "md-source": lambda config: bool(config.get("repo_url")),
+    "md-tag": lambda config: "tags" in config["plugins"],
+    "md-tooltip2": lambda config: "content.tooltips" in _features(config),
+    "md-annotation": lambda config: "content.code.annotate" in _features(config),
+    "md-status": lambda config: False,  # a page's status icon is in its HTML when set
+}
+
+
+def _features(config) -> list:
+    theme = config["theme"]
+    features = theme.get("features") if hasattr(theme, "get") else None
+    return list(features or [])
+
+
+def unused_components(config, classes: set[str]) -> tuple[str, ...]:
+    """Class prefixes of the Material components that no page of this site can show.
+
+    Args:
+        config: The MkDocs config.
+        classes: Every class in the built pages (a component a page shows stays).
+    """
+    return tuple(
+        prefix
+        for prefix, enabled in _COMPONENTS.items()
+        if not enabled(config) and not any(c.startswith(prefix) for c in classes)
+    )
+
+
+_WHITESPACE_SAFE = re.compile(
+    r"(<(pre|textarea|script|style|code)\b.*?</\2\s*>)", re.IGNORECASE | re.DOTALL
+)
+_INDENT = re.compile(r"[ \t\r\f]*\n\s*")
+
+
+def collapse_whitespace(html: str) -> str:
+    """`html` with every run of whitespace that holds a line break cut to one line break.
+
+    A browser shows such a run as one space anyway (or nothing, between blocks), so the page
+    looks the same; the indentation of Material's templates is a tenth of a page. The text of
+    ``<pre>``, ``<textarea>``, ``<code>``, ``<script>`` and ``<style>`` is left as it is.
+    """
+    parts = _WHITESPACE_SAFE.split(html)
+    # split() returns text, (element, tag name), text, ...: only the text between is changed
+    out = []
+    for i in range(0, len(parts), 3):
+        out.append(_INDENT.sub("\n", parts[i]))
+        if i + 1 < len(parts):
+            out.append(parts[i + 1])
+    return "".join(out)
+
+
+_SITEMAP_LASTMOD = re.compile(r"\s*<lastmod>[^<]*</lastmod>")
+
+
+def compact_sitemap(site: Path) -> None:
+    """Cut ``sitemap.xml`` to the page addresses, as Material's instant navigation reads it.
+
+    Every page fetches the sitemap on load (instant navigation learns from it which links are
+    the site's own); the build date of each page and the indentation are a half of it.
+    """
+    for path in (site / "sitemap.xml", site / "sitemap.xml.gz"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        text = (gzip.decompress(data) if path.suffix == ".gz" else data).decode()
+        text = re.sub(r">\s+<", "><", _SITEMAP_LASTMOD.sub("", text))
+        data = text.encode()
+        path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
 
 
 def _hashed(path: Path, data: bytes) -> Path:
@@ -316,15 +435,19 @@ def on_post_build(config):
     classes: set[str] = set()
     palette: dict[str, set[str]] = {}
     for html in htmls.values():
-        for attr in _CLASS_ATTR.findall(html):
-            classes.update(attr.split())
+        classes |= page_classes(html)
         for kind, value in _PALETTE_ATTR.findall(html):
             palette.setdefault(kind, set()).add(value)
     scripts = "".join(
         p.read_text(encoding="utf-8", errors="replace")
         for p in (site / "assets" / "javascripts").rglob("*.js")
     )
-    script_words = set(_WORD.findall(scripts))
+    unused = unused_components(config, classes)
+    script_words = {
+        word
+        for word in _WORD.findall(scripts)
+        if word in classes or not word.startswith(unused)
+    }
     # Custom properties read anywhere outside Material's own two stylesheets stay defined.
     reads = set(_VAR.findall(scripts)) | set(_VAR.findall("".join(htmls.values())))
     stylesheets = site / "assets" / "stylesheets"
@@ -347,6 +470,11 @@ def on_post_build(config):
         css = purge_css(css, classes | script_words, palette, reads | others)
         renames[path.name] = _hashed(path, css.encode()).name
 
+    # mkdocstrings' stylesheet, linked by every page: cut to the classes the pages use
+    for css_path in (site / "assets").glob("_mkdocstrings.css"):
+        css = purge_css(css_path.read_text(encoding="utf-8"), classes, palette)
+        renames[css_path.name] = _hashed(css_path, css.encode()).name
+
     katex_dir = site / "assets" / "katex"
     katex_css = katex_dir / "katex.min.css"
     if katex_css.is_file():
@@ -363,6 +491,7 @@ def on_post_build(config):
             (katex_dir / "fonts" / old).unlink()
         renames[katex_css.name] = _hashed(katex_css, css.encode()).name
 
+    compact_sitemap(site)
     link = re.compile(
         r'(href="[^"]*/?)('
         + "|".join(re.escape(name) for name in sorted(renames, key=len, reverse=True))

@@ -346,3 +346,98 @@ def test_code_loses_only_the_token_spans_that_change_nothing_on_screen():
         '<code><span class="k">def</span> <span class="nf">f</span>'
         '<span class="p">(</span>x<span class="p">)</span></code>'
     )
+
+
+def test_search_leaves_out_tables_of_numbers_and_keeps_tables_of_words():
+    numbers = (
+        "<table><tr><th>sampler</th><th>FID</th><th>time (s)</th></tr>"
+        "<tr><td>DDPM</td><td>6.6</td><td>712.2</td></tr>"
+        "<tr><td>DDIM</td><td>10.9</td><td>n/a</td></tr></table>"
+    )
+    words = (
+        "<table><tr><th>File</th><th>Holds</th></tr>"
+        "<tr><td>config.json</td><td>the model config</td></tr></table>"
+    )
+    note = "<p><em>Measured 2026-11-29 at commit <code>abc</code> on 2 cores.</em></p>"
+    indexed = katex.for_search(
+        f"<p>Prose.</p>{numbers}{words}{note}<ul><li>Item</li></ul>"
+    )
+    assert (
+        "712.2" not in indexed and "DDPM" not in indexed and "Measured" not in indexed
+    )
+    assert "the model config" in indexed and "Prose." in indexed and "Item" in indexed
+    assert "<li>" not in indexed and "<p>" not in indexed
+
+
+def test_signatures_in_the_search_index_keep_the_names():
+    names = katex.signature_names
+    assert names(
+        "q_sample(x0: Tensor, t: Tensor, noise: Tensor | None = None) -&gt; Tensor"
+    ) == ("q_sample(x0, t, noise)")
+    assert names("f(a, *, sep: str = &quot;,&quot;, d: dict[str, int] = {}, **kw)") == (
+        "f(a, *, sep, d, **kw)"
+    )
+    assert names("Bases: Module") == "Bases: Module"  # not a signature: left alone
+
+
+def test_trim_css_is_the_purge_of_page_weight():
+    """The notebook pages' stylesheet goes through the same purge as the site's (one code)."""
+    from hooks import offline_assets, page_weight
+
+    assert offline_assets.purge_css is page_weight.purge_css
+
+
+def test_collapse_whitespace_keeps_preformatted_text():
+    from hooks.page_weight import collapse_whitespace
+
+    html = (
+        "<div>\n    <p>a\n      b</p>\n  </div>\n"
+        "<pre><code>x\n    y</code></pre><code>k\n  l</code>"
+        "<script>\n  var s = `\n  `;</script><textarea>t\n  u</textarea>"
+    )
+    assert collapse_whitespace(html) == (
+        "<div>\n<p>a\nb</p>\n</div>\n"
+        "<pre><code>x\n    y</code></pre><code>k\n  l</code>"
+        "<script>\n  var s = `\n  `;</script><textarea>t\n  u</textarea>"
+    )
+
+
+def test_unused_material_components_leave_the_stylesheet():
+    from hooks.page_weight import unused_components
+
+    config = {
+        "extra": {},
+        "repo_url": None,
+        "plugins": {"search": None},
+        "theme": {"features": ["navigation.instant"]},
+    }
+    unused = unused_components(config, {"md-typeset", "md-status--new"})
+    assert {"md-version", "md-source", "md-tag", "md-tooltip2", "md-annotation"} <= set(
+        unused
+    )
+    assert "md-status" not in unused  # a page shows one
+    config["theme"]["features"].append("content.code.annotate")
+    assert "md-annotation" not in unused_components(config, set())
+
+
+def test_sitemap_keeps_only_the_addresses(tmp_path):
+    import gzip
+
+    from hooks.page_weight import compact_sitemap
+
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<urlset>\n    <url>\n'
+        "         <loc>https://x.org/a/</loc>\n         <lastmod>2026-11-29</lastmod>\n"
+        "    </url>\n</urlset>"
+    )
+    (tmp_path / "sitemap.xml").write_text(xml)
+    (tmp_path / "sitemap.xml.gz").write_bytes(gzip.compress(xml.encode()))
+    compact_sitemap(tmp_path)
+    expected = (
+        '<?xml version="1.0" encoding="UTF-8"?><urlset><url>'
+        "<loc>https://x.org/a/</loc></url></urlset>"
+    )
+    assert (tmp_path / "sitemap.xml").read_text() == expected
+    assert (
+        gzip.decompress((tmp_path / "sitemap.xml.gz").read_bytes()).decode() == expected
+    )
