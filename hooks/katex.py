@@ -13,8 +13,9 @@ r"""MkDocs hook: every equation is typeset by KaTeX when the site is built, not 
   before it, the page's content is swapped for a version made for the index (restored right
   after): each inline formula is the text of its MathML (``αˉt``), never raw TeX; display
   equations, code listings (highlighted blocks except API signatures, notebook code cells with
-  their outputs) are left out, and in the API reference each docstring is indexed by its
-  signature and its summary paragraph. Material's own ``data-search-exclude`` cannot do this: its parser matches elements by
+  their outputs) and tables of measured numbers are left out, and in the API reference each
+  docstring is indexed by its signature (the names of the object and its parameters, see
+  ``signature_names``) and its summary paragraph. Material's own ``data-search-exclude`` cannot do this: its parser matches elements by
   tag name, so an excluded ``<div>`` or ``<span>`` stops being excluded at its first nested
   ``</div>`` or ``</span>``.
 * Only a page with math links KaTeX's stylesheet (served from ``site/assets/katex/``, woff2 fonts
@@ -65,8 +66,18 @@ _DOC_SECTION = re.compile(
     r'<p>\s*<span class="doc-section-title">[^<]*</span>\s*</p>\s*<table>.*?</table>',
     re.DOTALL,
 )
+# Tables of measured numbers, and the notes of the benchmarks' results on their machine.
+_TABLE = re.compile(r"<table>.*?</table>", re.DOTALL)
+_TABLE_CELL = re.compile(r"<td[^>]*>(.*?)</td>", re.DOTALL)
+_NUMBER = re.compile(
+    r"^(?:n/a|[-+−–~≈<>=×x±*†%.,:/()\s\d]*\d[-+−–~≈<>=×x±*†%.,:/()\s\d]*"
+    r"(?:\s*(?:s|ms|µs|min|MB|kB|GB|M|k|steps|x))?)$"
+)
+_MEASURED_NOTE = re.compile(r"<p><em>Measured \d{4}-\d\d-\d\d\b.*?</p>", re.DOTALL)
+# The API reference's link to each module's file (hooks/offline_assets.py): no search term.
+_MODULE_SOURCE = re.compile(r'<p class="module-source">.*?</p>', re.DOTALL)
 # Markup that a search preview can do without (each is a few bytes, thousands of times).
-_UNWRAP = re.compile(r"</?(?:code|p)\b[^>]*>")
+_UNWRAP = re.compile(r"</?(?:code|p|ul|ol|li)\b[^>]*>")
 
 
 class KatexServer:
@@ -229,15 +240,31 @@ def docstring_summaries(content: str) -> str:
     return "".join(out)
 
 
-def for_search(content: str) -> str:
-    """`content` as the search index stores it: text, few tags, no API parameter tables.
+def _is_table_of_numbers(match: re.Match) -> bool:
+    cells = [
+        html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+        for cell in _TABLE_CELL.findall(match.group(0))
+    ]
+    numbers = sum(bool(_NUMBER.match(cell)) for cell in cells)
+    return bool(cells) and numbers >= len(cells) / 2
 
-    No ``<p>``/``<code>`` tags; whitespace collapsed, in the ``<pre>`` of API signatures too;
+
+def for_search(content: str) -> str:
+    """`content` as the search index stores it: text, few tags, no tables of numbers.
+
+    No ``<p>``, ``<code>`` or list tags; whitespace collapsed, in the ``<pre>`` of API signatures too;
     mkdocstrings' Parameters/Returns/Yields/Raises tables left out (the parameter names are in
-    the signature, the summary and prose of the docstring stay). These are bytes that every
-    reader downloads with the index.
+    the signature, the summary and prose of the docstring stay); tables whose cells are mostly
+    numbers (measured results: the prose around them says what they measure) and the
+    "Measured on ..." notes under them left out. These are bytes that every reader downloads
+    with the index.
     """
     content = _DOC_SECTION.sub(" ", content)
+    content = _TABLE.sub(
+        lambda m: " " if _is_table_of_numbers(m) else m.group(0), content
+    )
+    content = _MEASURED_NOTE.sub(" ", content)
+    content = _MODULE_SOURCE.sub(" ", content)
     content = _UNWRAP.sub(lambda m: "" if "code" in m.group(0) else " ", content)
     return re.sub(r"\s+", " ", content)
 
@@ -396,6 +423,38 @@ def on_page_content(html_content, page, config, files):
 
 
 _FONT_SRC = re.compile(r"src:(?P<urls>[^;}]*)")
+_SIGNATURE = re.compile(r"<pre>\s*(?P<sig>.*?)\s*</pre>", re.DOTALL)
+_CALL = re.compile(r"^(?P<name>[\w.]+)\((?P<params>.*)\)(?:\s*-&gt;.*)?$", re.DOTALL)
+
+
+def signature_names(signature: str) -> str:
+    """An API signature as the search index keeps it: the name and the parameters' names.
+
+    ``q_sample(x0: Tensor, t: Tensor, noise: Tensor | None = None) -> Tensor`` becomes
+    ``q_sample(x0, t, noise)``: every name a reader may search for, without the annotations
+    and defaults that the reference page shows in full. A signature that does not parse is
+    returned as it is.
+    """
+    call = _CALL.match(signature.strip())
+    if call is None:
+        return signature
+    names, depth, quote, current = [], 0, "", ""
+    for char in html.unescape(call.group("params")) + ",":
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            name = re.split(r"[:=]", current, maxsplit=1)[0].strip()
+            names += [name] if name else []
+            current = ""
+            continue
+        current += char
+    return f"{call.group('name')}({', '.join(names)})"
 
 
 def katex_css() -> str:
@@ -422,6 +481,10 @@ def on_post_build(config):
     index = Path(config["site_dir"]) / "search" / "search_index.json"
     if index.is_file():
         data = json.loads(index.read_text(encoding="utf-8"))
+        for doc in data.get("docs", []):
+            doc["text"] = _SIGNATURE.sub(
+                lambda m: signature_names(m.group("sig")), " ".join(doc["text"].split())
+            )
         index.write_text(
             json.dumps(data, ensure_ascii=False, separators=(",", ":")),
             encoding="utf-8",
