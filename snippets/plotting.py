@@ -158,6 +158,41 @@ def _round_path_data(path: Path) -> None:
     path.write_text(re.sub(r' d="([^"]*)"', shorten, text), encoding="utf-8")
 
 
+def _compact_images(path: Path) -> None:
+    """Store the images an SVG embeds (`imshow`) as grey PNGs when they hold only greys.
+
+    Matplotlib embeds every image as an RGBA PNG; a grid of digits drawn with a grey colour map
+    is opaque and grey, so one 8-bit channel holds it all: the same pixels, a third the bytes.
+    """
+    import base64
+    import io
+    import re
+
+    import numpy as np
+    from PIL import Image
+
+    text = path.read_text(encoding="utf-8")
+
+    def grey(match: re.Match) -> str:
+        data = base64.b64decode(match[1])
+        image = Image.open(io.BytesIO(data))
+        pixels = np.asarray(image.convert("RGBA"))
+        opaque = (pixels[..., 3] == 255).all()
+        if not opaque or not (pixels[..., 0] == pixels[..., 1]).all():
+            return match[0]
+        if not (pixels[..., 1] == pixels[..., 2]).all():
+            return match[0]
+        buffer = io.BytesIO()
+        Image.fromarray(pixels[..., 0], mode="L").save(buffer, "PNG", optimize=True)
+        if buffer.tell() >= len(data):
+            return match[0]
+        return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"
+
+    compact = re.sub(r"data:image/png;base64,\s*([A-Za-z0-9+/=\s]+)", grey, text)
+    if compact != text:
+        path.write_text(compact, encoding="utf-8")
+
+
 def save_figure(
     draw: Callable[[], object], path: str | Path, themes: tuple[str, ...] = THEMES
 ) -> list[Path]:
@@ -191,6 +226,7 @@ def save_figure(
             if path.suffix == ".svg":
                 fig.savefig(target, metadata={"Date": None, "Creator": None})
                 _round_path_data(target)
+                _compact_images(target)
             else:
                 fig.savefig(target, dpi=PNG_DPI, metadata={"Software": None})
             plt.close(fig)

@@ -658,7 +658,9 @@ def _run_config(
     }
 
 
-def plot_loss_curve(losses: list[float], path: str | Path, window: int = 50) -> Path:
+def plot_loss_curve(
+    losses: list[float], path: str | Path, window: int = 50, width: float = 6.0
+) -> Path:
     """Save the per-step loss and its running mean as a PNG, or as SVGs for the site.
 
     Args:
@@ -666,6 +668,8 @@ def plot_loss_curve(losses: list[float], path: str | Path, window: int = 50) -> 
         path: Output `.png` path (200 dpi), or `.svg`: then a light and a dark variant
             (`x.svg`, `x-dark.svg`, see `snippets.plotting`).
         window: Width of the running mean.
+        width: Figure width in inches (the height is 7/12 of it); labels are 10-11 pt, so a
+            figure shown `D` CSS pixels wide keeps them >= 11 px up to `D / 79` inches.
 
     Returns:
         The path written (the light variant for `.svg`).
@@ -680,9 +684,11 @@ def plot_loss_curve(losses: list[float], path: str | Path, window: int = 50) -> 
     path = Path(path)
     if path.suffix not in (".png", ".svg"):
         raise ValueError(f"path must end in .png or .svg, got {str(path)!r}")
+    check.integer("window", window, ge=1)
+    check.real("width", width, gt=0)
 
     def draw():
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig, ax = plt.subplots(figsize=(width, width * 7 / 12))
         ax.plot(
             range(1, len(losses) + 1),
             losses,

@@ -4,6 +4,7 @@ Run from the repository root (9 minutes measured on the shared 2-core CPU, 4 of 
 most of it the training run and the 1000-step pipelines)::
 
     python docs/figures/make_diffusers_figures.py     # writes docs/figures/diffusers/*.svg, *.png
+    python docs/figures/make_diffusers_figures.py course_training   # only those figures
 
 Every random draw is seeded, so a rerun on the same machine gives the same images. The training run
 is the notebook's full-mode run (``NUM_EPOCHS`` epochs of the course's loop, seed 0).
@@ -163,7 +164,9 @@ def course_training() -> list[Path]:
         num_epochs=NUM_EPOCHS,
         generator=torch.Generator().manual_seed(0),
     )
-    paths = [plot_loss_curve(losses, OUT / "course_loss.svg", window=23)]
+    # shown in a two-column grid, about 330 px wide: a narrow figure keeps its labels >= 11 px
+    light = plot_loss_curve(losses, OUT / "course_loss.svg", window=23, width=4.0)
+    paths = [light, light.with_name("course_loss-dark.svg")]
     pipeline = DDPMPipeline(unet=unet, scheduler=scheduler)
     pipeline.set_progress_bar_config(disable=True)
     images = pipeline(
@@ -175,12 +178,23 @@ def course_training() -> list[Path]:
     return paths
 
 
+FIGURES = {
+    "scheduler_coefficients": scheduler_coefficients,
+    "add_noise": add_noise,
+    "pipeline_samples": pipeline_samples,
+    "label_samples": label_samples,
+    "course_training": course_training,
+}
+
 if __name__ == "__main__":
-    for path in [
-        *scheduler_coefficients(),
-        *add_noise(),
-        pipeline_samples(),
-        label_samples(),
-        *course_training(),
-    ]:
-        print(f"wrote {path.relative_to(ROOT)}", flush=True)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help=f"any of {', '.join(FIGURES)} (default: all)")
+    names = parser.parse_args().names
+    if set(names) - set(FIGURES):
+        parser.error(f"unknown figures {sorted(set(names) - set(FIGURES))}")
+    for name in names or FIGURES:
+        made = FIGURES[name]()
+        for path in made if isinstance(made, list) else [made]:
+            print(f"wrote {path.relative_to(ROOT)}", flush=True)

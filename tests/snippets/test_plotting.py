@@ -80,3 +80,30 @@ def test_variant_path():
 def test_bad_input_is_rejected_by_name(call, argument):
     with pytest.raises(ValueError, match=argument):
         call()
+
+
+def test_grey_images_are_embedded_as_one_channel_pngs(tmp_path):
+    """A digit grid drawn with a grey colour map keeps its pixels in an 8-bit grey PNG."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).uniform(-1, 1, (40, 60))
+
+    def draw():
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.imshow(pixels, cmap="gray", vmin=-1, vmax=1)
+        return fig
+
+    light, dark = save_figure(draw, tmp_path / "grid.svg")
+    for path in (light, dark):
+        (data,) = re.findall(
+            r"data:image/png;base64,\s*([A-Za-z0-9+/=\s]+)", path.read_text()
+        )
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert image.mode == "L" and image.size == (60, 40)
+        # the same greys as the colour map gives them
+        expected = (plt.get_cmap("gray")((pixels + 1) / 2)[..., 0] * 255).round()
+        assert np.abs(np.asarray(image, dtype=float) - expected).max() <= 1
