@@ -804,7 +804,10 @@ def train_mini_sd(
         seed: Seed of every random choice.
         n_train: Use only the first `n_train` training digits (tests).
         tiny: The `TINY` networks (tests and the notebook's fast mode).
-        checkpoint_every: Save the pipeline (EMA weights) every this many denoiser steps.
+        checkpoint_every: Save the pipeline (EMA weights) every this many denoiser steps, so
+            that an interrupted run leaves a folder to sample from. It cannot be resumed: the
+            folder is diffusers' layout for sampling, without the raw weights, AdamW moments
+            and random state that `snippets.checkpoint`'s training checkpoints keep.
         progress: tqdm bars.
 
     Returns:
