@@ -610,6 +610,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+# --8<-- [start:save]
 def save_pipeline(
     pipe: StableDiffusionPipeline, directory: str | Path, record: dict | None = None
 ) -> Path:
@@ -667,6 +668,9 @@ def save_pipeline(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory
+
+
+# --8<-- [end:save]
 
 
 def verify_pipeline(directory: str | Path) -> dict:
