@@ -411,7 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a miniature Stable Diffusion (autoencoder, text encoder, UNet) on the digits",
         description="Train diffusers' AutoencoderKL, then transformers' CLIPTextModel and "
         "diffusers' UNet2DConditionModel jointly on captioned digits, and save them as a "
-        "StableDiffusionPipeline folder (save_pretrained; every --checkpoint-every steps too).",
+        "StableDiffusionPipeline folder (save_pretrained; every --checkpoint-every steps too). "
+        "A stopped run starts again: the folder keeps what sampling needs (EMA weights), not "
+        "the optimizer state a resumed run would need (see --resume).",
     )
     ts.add_argument("--out", type=Path, required=True, help="pipeline folder")
     ts.add_argument(
@@ -436,6 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="save the pipeline every N denoiser steps (0: only at the end)",
     )
     ts.add_argument("--tiny", action="store_true", help="tiny networks (smoke runs)")
+    ts.add_argument(
+        "--resume",
+        action="store_true",
+        help="refused with the reason: train-sd cannot continue a run as train --resume does",
+    )
     ts.add_argument("--no-progress", action="store_true", help="no progress bars")
     ss = sub.add_parser(
         "sample-sd",
@@ -466,6 +473,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_sd(args) -> int:
     from snippets.latent_diffusion import train_mini_sd
+
+    if args.resume:
+        raise ValueError(
+            f"--resume: train-sd cannot continue a run; {args.out} is a pipeline folder with "
+            "the EMA weights that sampling needs, not the raw weights, AdamW moments and "
+            "random state that `train --resume` reads from a pixel checkpoint. Start the run "
+            "again (the default run is a few minutes of CPU), or sample from the folder as it is"
+        )
 
     out = train_mini_sd(
         args.out,

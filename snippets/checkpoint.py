@@ -714,9 +714,7 @@ def _read_files(directory: Path, names: list[str]) -> dict[str, bytes]:
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"checkpoint folder {directory} does not exist")
-    if (directory / "model_index.json").is_file() and not (
-        directory / MANIFEST_FILE
-    ).is_file():
+    if (directory / "model_index.json").is_file():
         raise ValueError(
             f"{directory} holds model_index.json: a diffusers pipeline folder, not a "
             "checkpoint of snippets.checkpoint (load it with "

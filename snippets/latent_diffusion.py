@@ -18,6 +18,7 @@ pixels); Stable Diffusion 1.5 uses $f = 8$ and 64x64x4 latents for 512x512x3 ima
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 PIPELINE_FORMAT = "diffusion-model-feast/mini-sd-1"
 STATE_FILE = "feast_training.json"  # our record of the run, next to model_index.json
+MANIFEST_FILE = "manifest.json"  # the SHA-256 of every file of the save
 
 # --8<-- [start:configs]
 VAE_CONFIG = dict(  # SD 1.5: 3 -> 4 channels, (128, 256, 512, 512), f = 8
@@ -592,13 +594,35 @@ class _Quiet:
         return False
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --8<-- [start:save]
 def save_pipeline(
     pipe: StableDiffusionPipeline, directory: str | Path, record: dict | None = None
 ) -> Path:
-    """`save_pretrained` into a staging folder, then swap it into place with renames.
+    """Save a pipeline as one unit: staging folder, hashed manifest, fsync, rename into place.
 
-    The folder is `model_index.json` and one subfolder per part (diffusers' layout), plus
-    `feast_training.json` (`record`: how the parts were trained, what they measured).
+    The folder is `model_index.json` and one subfolder per part (diffusers' `save_pretrained`
+    layout), `feast_training.json` (`record`: how the parts were trained, what they measured) and
+    `manifest.json`, the SHA-256 of every other file, which `load_pipeline` checks. Everything is
+    written into a staging folder next to `directory` and flushed to disk; then the old folder is
+    renamed aside and the staging folder renamed into place, so a reader sees the old save or the
+    new one, never a mixture (a save stopped between the two renames leaves `<name>.old`, which
+    the next save puts back before it starts).
 
     Args:
         pipe: The `StableDiffusionPipeline`.
@@ -610,8 +634,12 @@ def save_pipeline(
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    old = directory.with_name(directory.name + ".old")
+    if old.is_dir() and not directory.exists():  # a save stopped between its renames
+        os.rename(old, directory)
     staging = Path(tempfile.mkdtemp(prefix=".tmp-save-", dir=directory.parent))
     try:
+        # 1. every file, then the manifest of their SHA-256, into the staging folder
         with _Quiet():
             pipe.save_pretrained(staging, safe_serialization=True)
         words = [t[:-4] for t in pipe.tokenizer.get_vocab() if t.endswith("</w>")]
@@ -619,30 +647,91 @@ def save_pipeline(
         (staging / STATE_FILE).write_text(
             json.dumps({"format": PIPELINE_FORMAT, **(record or {})}, indent=2) + "\n"
         )
-        old = directory.with_name(directory.name + ".old")
+        files = sorted(p for p in staging.rglob("*") if p.is_file())
+        manifest = {
+            "format": PIPELINE_FORMAT,
+            "files": {p.relative_to(staging).as_posix(): _sha256(p) for p in files},
+        }
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        # 2. flush every file and folder to disk before the renames
+        for path in sorted(staging.rglob("*"), reverse=True):
+            _fsync(path)
+        _fsync(staging)
+        # 3. swap: the old folder aside, the staging folder into place (the commit point)
         if old.exists():
             shutil.rmtree(old)
         if directory.exists():
             os.rename(directory, old)
-        os.rename(staging, directory)  # the commit point
+        os.rename(staging, directory)
+        _fsync(directory.parent)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return directory
 
 
-def load_pipeline(directory: str | Path) -> StableDiffusionPipeline:
-    """Load a folder of `save_pipeline` offline, refusing other kinds of checkpoints clearly.
+# --8<-- [end:save]
+
+
+def verify_pipeline(directory: str | Path) -> dict:
+    """Check every file of a `save_pipeline` folder against its `manifest.json`.
+
+    Files the manifest does not name (a README added later) are not checked.
 
     Args:
-        directory: A folder with `model_index.json` and `feast_training.json`.
+        directory: The pipeline folder.
+
+    Returns:
+        The manifest.
+
+    Raises:
+        FileNotFoundError: If `manifest.json` or a file it names is missing (the message names it).
+        ValueError: If the manifest is not one of `save_pipeline`, or a file's SHA-256 differs
+            from it (corrupt or changed; the message names the file).
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: missing; not a folder written by save_pipeline, or its save did not "
+            "finish"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(manifest, dict):
+        manifest = {}
+    files = manifest.get("files")
+    if manifest.get("format") != PIPELINE_FORMAT or not isinstance(files, dict):
+        raise ValueError(
+            f"{path}: not a manifest of save_pipeline (format "
+            f"{manifest.get('format')!r}, expected {PIPELINE_FORMAT!r})"
+        )
+    for name, digest in files.items():
+        file = directory / name
+        if not file.is_file():
+            raise FileNotFoundError(f"{file}: missing (listed in {MANIFEST_FILE})")
+        if _sha256(file) != digest:
+            raise ValueError(
+                f"{file}: corrupt or changed, its SHA-256 differs from {MANIFEST_FILE}"
+            )
+    return manifest
+
+
+def load_pipeline(directory: str | Path) -> StableDiffusionPipeline:
+    """Load a folder of `save_pipeline` offline, after checking it, refusing other kinds clearly.
+
+    Args:
+        directory: A folder with `model_index.json`, `feast_training.json` and `manifest.json`.
 
     Returns:
         The `StableDiffusionPipeline`, progress bars off.
 
     Raises:
-        FileNotFoundError: If the folder does not exist.
-        ValueError: If it is another kind of checkpoint (e.g. the pixel-space `checkpoints/digits`).
+        FileNotFoundError: If the folder, its manifest or a file the manifest names is missing.
+        ValueError: If it is another kind of checkpoint (e.g. the pixel-space `checkpoints/digits`)
+            or a file is corrupt (`verify_pipeline`).
     """
     from diffusers import StableDiffusionPipeline
 
@@ -658,6 +747,7 @@ def load_pipeline(directory: str | Path) -> StableDiffusionPipeline:
             else "not a pipeline folder"
         )
         raise ValueError(f"{directory}: no model_index.json; this is {kind}")
+    verify_pipeline(directory)
     name = json.loads(index.read_text()).get("_class_name")
     if name != "StableDiffusionPipeline":
         raise ValueError(
@@ -718,7 +808,10 @@ def train_mini_sd(
         seed: Seed of every random choice.
         n_train: Use only the first `n_train` training digits (tests).
         tiny: The `TINY` networks (tests and the notebook's fast mode).
-        checkpoint_every: Save the pipeline (EMA weights) every this many denoiser steps.
+        checkpoint_every: Save the pipeline (EMA weights) every this many denoiser steps, so
+            that an interrupted run leaves a folder to sample from. It cannot be resumed: the
+            folder is diffusers' layout for sampling, without the raw weights, AdamW moments
+            and random state that `snippets.checkpoint`'s training checkpoints keep.
         progress: tqdm bars.
 
     Returns:

@@ -2935,8 +2935,101 @@ def test_plot_loss_curve_rejects_bad_input(tmp_path):
 
     cases = [
         (lambda: plot_loss_curve([1.0], tmp_path / "x.jpg"), ValueError, "path"),
-        (lambda: plot_loss_curve([1.0], tmp_path / "x.svg", window=0), ValueError, "window"),
-        (lambda: plot_loss_curve([1.0], tmp_path / "x.svg", width=0), ValueError, "width"),
+        (
+            lambda: plot_loss_curve([1.0], tmp_path / "x.svg", window=0),
+            ValueError,
+            "window",
+        ),
+        (
+            lambda: plot_loss_curve([1.0], tmp_path / "x.svg", width=0),
+            ValueError,
+            "width",
+        ),
     ]
     for call, error, name in cases:
         assert_rejects(call, error, name)
+
+
+# --- snippets/latent_diffusion.py: prompts, latents and checkpoints of the wrong kind ----------
+
+
+def test_latent_diffusion_rejects_long_prompts_unknown_words_bad_latents_and_wrong_kinds(
+    tiny_sd_pipeline, tmp_path
+):
+    from snippets.checkpoint import load_checkpoint
+    from snippets.latent_diffusion import (
+        generate,
+        load_pipeline,
+        save_pipeline,
+        scratch_sample,
+        verify_pipeline,
+    )
+
+    pipe = tiny_sd_pipeline
+    folder = save_pipeline(pipe, tmp_path / "pipe")
+    z = torch.zeros(2, 4, 4, 4)
+    digits = Path(__file__).resolve().parents[2] / "checkpoints" / "digits"
+    long_prompt = "a thin thick upright slanted thin seven"  # 8 tokens + 2 > 8
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model_index.json").write_text('{"_class_name": "LDMPipeline"}')
+    cases = [
+        # a prompt longer than the tokenizer's model_max_length
+        (lambda: generate(pipe, long_prompt, 2), ValueError, "model_max_length"),
+        (lambda: generate(pipe, ["a two", long_prompt], 2), ValueError, "prompt"),
+        (lambda: scratch_sample(pipe, [long_prompt] * 2, z), ValueError, "prompt"),
+        # unknown words, punctuation included; the vocabulary is named
+        (lambda: generate(pipe, "a seven.", 2), ValueError, "seven."),
+        (lambda: generate(pipe, "a red seven", 2), ValueError, "red"),
+        (lambda: scratch_sample(pipe, ["a sept", "a two"], z), ValueError, "sept"),
+        (lambda: generate(pipe, ["a two", None], 2), TypeError, "prompt"),
+        # latents of the wrong shape, type or values
+        (
+            lambda: generate(pipe, ["a two"] * 2, 2, latents=z[:, :3]),
+            ValueError,
+            "latents",
+        ),
+        (
+            lambda: generate(pipe, "a two", 2, latents=z[:1, :, :2]),
+            ValueError,
+            "latents",
+        ),
+        (lambda: generate(pipe, ["a two"] * 3, 2, latents=z), ValueError, "latents"),
+        (
+            lambda: generate(pipe, ["a two"] * 2, 2, latents=z.int()),
+            TypeError,
+            "latents",
+        ),
+        (
+            lambda: generate(pipe, ["a two"] * 2, 2, latents=z * NAN),
+            ValueError,
+            "latents",
+        ),
+        (
+            lambda: scratch_sample(pipe, ["a two"] * 2, z[..., :2]),
+            ValueError,
+            "latents",
+        ),
+        (lambda: scratch_sample(pipe, ["a two"] * 2, z[0]), ValueError, "latents"),
+        # a checkpoint of one kind loaded as the other
+        (lambda: load_pipeline(digits), ValueError, "load_checkpoint"),
+        (lambda: verify_pipeline(digits), ValueError, "save_pipeline"),
+        (lambda: load_checkpoint(folder), ValueError, "load_pipeline"),
+        (lambda: load_pipeline(other), FileNotFoundError, "manifest.json"),
+        (lambda: load_pipeline(tmp_path), ValueError, "model_index.json"),
+    ]
+    for call, error, name in cases:
+        assert_rejects(call, error, name)
+
+
+def test_sd_commands_refuse_other_checkpoints_and_resume(tmp_path, capsys):
+    from snippets.__main__ import main
+
+    digits = str(Path(__file__).resolve().parents[2] / "checkpoints" / "digits")
+    assert main(["sample-sd", "--pipeline", digits, "--prompt", "a one"]) == 2
+    assert "pixel-space checkpoint" in capsys.readouterr().err
+    out = str(tmp_path / "sd")
+    assert main(["train-sd", "--out", out, "--resume", "--tiny", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume" in err and "cannot continue" in err
+    assert not (tmp_path / "sd").exists()  # refused before any training

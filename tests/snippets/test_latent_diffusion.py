@@ -140,3 +140,94 @@ def test_default_parts_fit_together():
     states = CLIPTextModel(config)(tokenizer(["a two"], return_tensors="pt").input_ids)
     out = unet(latents(1), 10, encoder_hidden_states=states.last_hidden_state).sample
     assert out.shape == (1, 4, 4, 4) and torch.isfinite(out).all()
+
+
+def test_saved_folder_has_a_manifest_of_every_file(folder):
+    import json
+
+    from snippets.latent_diffusion import (
+        MANIFEST_FILE,
+        PIPELINE_FORMAT,
+        verify_pipeline,
+    )
+
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    assert manifest["format"] == PIPELINE_FORMAT
+    files = {
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != MANIFEST_FILE
+    }
+    assert set(manifest["files"]) == files
+    assert "unet/diffusion_pytorch_model.safetensors" in files
+    assert verify_pipeline(folder) == manifest
+    assert not list(folder.parent.glob(".tmp-save-*"))  # no staging folder left
+
+
+@pytest.mark.parametrize(
+    "damage, error, message",
+    [
+        ("flip", ValueError, "unet/diffusion_pytorch_model.safetensors: corrupt"),
+        ("truncate", ValueError, "text_encoder/model.safetensors: corrupt"),
+        (
+            "delete",
+            FileNotFoundError,
+            "vae/diffusion_pytorch_model.safetensors: missing",
+        ),
+        ("manifest", FileNotFoundError, "manifest.json: missing"),
+    ],
+)
+def test_corrupt_or_missing_files_are_named_on_load(
+    folder, tmp_path, damage, error, message
+):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    if damage == "flip":
+        path = copy / "unet" / "diffusion_pytorch_model.safetensors"
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 1
+        path.write_bytes(bytes(data))
+    elif damage == "truncate":
+        path = copy / "text_encoder" / "model.safetensors"
+        path.write_bytes(path.read_bytes()[:-10])
+    elif damage == "delete":
+        (copy / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    else:
+        (copy / "manifest.json").unlink()
+    with pytest.raises(error, match=message):
+        load_pipeline(copy)
+    assert main(["sample-sd", "--pipeline", str(copy), "--prompt", "a one"]) == 2
+
+
+def test_a_file_added_later_is_not_checked_and_a_resave_replaces_the_folder(
+    pipe, folder, tmp_path
+):
+    import shutil
+
+    from snippets.latent_diffusion import save_pipeline
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    (copy / "README.md").write_text("notes\n")
+    load_pipeline(copy)  # a README next to the parts is fine
+    save_pipeline(pipe, copy, {"note": "again"})
+    assert read_record(copy)["note"] == "again" and not (copy / "README.md").exists()
+    assert not (tmp_path / "copy.old").exists()
+
+
+def test_checkpoints_of_one_kind_are_refused_as_the_other(folder):
+    from snippets.checkpoint import load_checkpoint
+
+    with pytest.raises(ValueError, match="pixel-space checkpoint"):
+        load_pipeline(os.path.join(REPO, "checkpoints", "digits"))
+    with pytest.raises(ValueError, match="diffusers pipeline folder.*load_pipeline"):
+        load_checkpoint(folder)  # it has a manifest.json too, of another format
+    assert main(["sample", "--checkpoint", str(folder), "--out", "/dev/null"]) == 2
+
+
+def test_shipped_pipeline_verifies():
+    from snippets.latent_diffusion import verify_pipeline
+
+    verify_pipeline(os.path.join(REPO, "checkpoints", "mini-sd"))
