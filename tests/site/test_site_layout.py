@@ -16,6 +16,7 @@ KaTeX (`.katex-display`) or any other math renderer, for tables and for code ali
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -131,12 +132,16 @@ def overflow_report(context, base_url: str, pages: list[str]) -> dict[str, list[
     return report
 
 
+def launch(playwright):
+    return playwright.chromium.launch(
+        executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+    )
+
+
 @pytest.fixture(scope="module")
 def chromium():
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch(playwright)
         try:
             yield browser
         finally:
@@ -167,13 +172,53 @@ def test_site_pages_lists_every_page(built_site):
     assert len(pages) >= 40
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_no_page_overflows(chromium, site_url, built_site, size):
-    context = new_context(chromium, size)
+def walk(browser, base_url: str, pages: list[str], size: str):
+    """`overflow_report` at one size, in a context of its own; an error is returned, not raised."""
     try:
-        report = overflow_report(context, site_url, site_pages(built_site))
-    finally:
-        context.close()
+        context = new_context(browser, size)
+        try:
+            return overflow_report(context, base_url, pages)
+        finally:
+            context.close()
+    except Exception as error:  # raised again by that size's test
+        return error
+
+
+def walk_in_own_browser(base_url: str, pages: list[str], size: str):
+    # Playwright's sync API is bound to the thread that started it: one instance per thread.
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            return walk(browser, base_url, pages, size)
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def overflow_reports(chromium, site_url, built_site) -> dict:
+    """{size: overflow_report, or the error that stopped the walk} for every size.
+
+    The sizes are walked at the same time: the first in `chromium`, each other one in a browser
+    of its own on a thread. A page load keeps about one core busy, so on two cores the walks
+    take about the time of one.
+    """
+    pages = site_pages(built_site)
+    first, *others = SIZES
+    with ThreadPoolExecutor(max_workers=max(len(others), 1)) as pool:
+        futures = {
+            size: pool.submit(walk_in_own_browser, site_url, pages, size)
+            for size in others
+        }
+        reports = {first: walk(chromium, site_url, pages, first)}
+        reports.update({size: future.result() for size, future in futures.items()})
+    return reports
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_no_page_overflows(overflow_reports, size):
+    report = overflow_reports[size]
+    if isinstance(report, Exception):
+        raise report
     lines = [f"{page}: {problem}" for page, ps in report.items() for problem in ps]
     assert not report, (
         f"{len(report)} pages overflow at {SIZES[size]['viewport']}:\n"
