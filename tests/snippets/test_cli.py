@@ -516,19 +516,11 @@ def test_train_digits_defaults_to_the_fast_8x8_recipe(tmp_path, capsys):
         )
     assert images.shape == (3, 1, 16, 16) and torch.equal(images, upsample_digits(x8))
 
-    # evaluate scores the 16x16 digits; export keeps the record of the upsampling
-    capsys.readouterr()
-    assert main(["evaluate", "--checkpoint", str(run), "--steps", "1", "--n", "4"]) == 0
-    assert json.loads(capsys.readouterr().out)["samples"]["n"] == 4
+    # an export keeps the record of the upsampling (the end-to-end test above trains an
+    # 8x8 model too, and evaluates and resumes it)
     ship = tmp_path / "ship"
     assert main(["export", "--checkpoint", str(run), "--out", str(ship)]) == 0
     assert ckpt.load_checkpoint(ship).upsample_to == 16
-
-    # resume keeps training the same 8x8 model
-    resume = ["--resume", "--steps", "3", "--no-progress", "--no-samples"]
-    assert main(["train", "--out", str(run), *resume]) == 0
-    again = read_config(run)
-    assert again["step"] == 3 and again["data"]["upsample_to"] == 16
 
 
 @pytest.mark.parametrize(
