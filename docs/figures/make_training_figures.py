@@ -10,7 +10,7 @@ The digit grids take half a minute on 2 CPU cores (PNGs at 4x, shown at half tha
 is an SVG pair (light and dark, `snippets.plotting`) drawn from a run's loss history, which
 `training_state.safetensors` holds. The shipped checkpoint keeps only its EMA weights, so without
 `--run` the script replays the shipped recipe by steps (the README's
-`python -m snippets train --data digits --class-conditional --steps 3662`, seed 0): about ten
+`python -m snippets train --data digits --preset digits --class-conditional --steps 3662`, seed 0): about ten
 minutes on a free 2-core CPU.
 
 The three-minute grid trains the command line's default digits recipe for 3 slow-machine minutes
