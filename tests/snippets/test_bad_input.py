@@ -2935,8 +2935,16 @@ def test_plot_loss_curve_rejects_bad_input(tmp_path):
 
     cases = [
         (lambda: plot_loss_curve([1.0], tmp_path / "x.jpg"), ValueError, "path"),
-        (lambda: plot_loss_curve([1.0], tmp_path / "x.svg", window=0), ValueError, "window"),
-        (lambda: plot_loss_curve([1.0], tmp_path / "x.svg", width=0), ValueError, "width"),
+        (
+            lambda: plot_loss_curve([1.0], tmp_path / "x.svg", window=0),
+            ValueError,
+            "window",
+        ),
+        (
+            lambda: plot_loss_curve([1.0], tmp_path / "x.svg", width=0),
+            ValueError,
+            "width",
+        ),
     ]
     for call, error, name in cases:
         assert_rejects(call, error, name)
