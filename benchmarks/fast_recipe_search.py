@@ -13,6 +13,11 @@ samples are clipped to ``[-1, 1]`` and upsampled to 16x16 by the bilinear resize
 
     python -m benchmarks.fast_recipe_search --calibrate
     python -m benchmarks.fast_recipe_search --spec '{"model": "base8", "minutes": 3}'
+    python -m benchmarks.fast_recipe_search --summarise   # the JSONL -> fast_recipe_search.json
+
+``--summarise`` writes ``results/fast_recipe_search.json``: every search run as one flat row (model,
+labels, budget, steps, FID and FID over the floor with DPM-Solver++ in 20 steps), the floor and
+the calibration, which is what the pages quote (through ``hooks/results.py``).
 
 This module is a research tool (no ``run``): the benchmark of the chosen recipe is
 ``benchmarks/fast_recipe.py``.
@@ -38,6 +43,7 @@ from snippets.unet import DIGITS_CONFIG, UNet
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEARCH_FILE = RESULTS / "fast_recipe_search.jsonl"
+SUMMARY_FILE = RESULTS / "fast_recipe_search.json"
 CALIBRATION_FILE = RESULTS / "fast_recipe_calibration.json"
 BASE_STEPS_PER_SECOND = 3.2  # the slowest 2-core machine seen, base model, batch 64
 BASE_BATCH = 64
@@ -215,9 +221,73 @@ def run_spec(spec: dict, calibration: dict, classifier=None, floor=None) -> dict
     return row
 
 
+def summarise(
+    search_file: Path = SEARCH_FILE, calibration_file: Path = CALIBRATION_FILE
+) -> dict:
+    """The search runs as one JSON record whose ``results`` the pages quote.
+
+    Args:
+        search_file: The JSONL file the runs were appended to (one JSON object a line).
+        calibration_file: The calibration the budgets were converted with.
+
+    Returns:
+        ``{"benchmark", "source", "date", "results": {"floor", "base_steps_per_second",
+        "relative_cost_per_step", "rows"}}``; a row has ``model``, ``conditional``, ``minutes``,
+        ``seed``, ``train`` (the `TrainConfig` settings changed from the defaults), ``steps``,
+        ``images_seen``, ``params``, ``fid``, ``fid_over_floor`` and ``confidence`` (DPM-Solver++,
+        20 steps, 500 samples), ``final_loss``.
+    """
+    import datetime as dt
+
+    rows, floors = [], set()
+    for line in Path(search_file).read_text().splitlines():
+        if not line.strip():
+            continue
+        run = json.loads(line)
+        spec = run["spec"]
+        floors.add(run["floor"])
+        rows.append(
+            {
+                "model": spec.get("model", "base16"),
+                "conditional": bool(spec.get("cond", False)),
+                "minutes": spec["minutes"],
+                "seed": int(spec.get("seed", 0)),
+                "train": dict(spec.get("train", {})),
+                "steps": run["steps"],
+                "images_seen": run["images_seen"],
+                "params": run["params"],
+                "fid": run["fid_dpmsolver++_20"],
+                "fid_over_floor": run["ratio_dpmsolver++_20"],
+                "confidence": run["confidence_dpmsolver++_20"],
+                "final_loss": run["final_loss"],
+            }
+        )
+    if len(floors) != 1:
+        raise ValueError(
+            f"{search_file}: the runs were scored against {len(floors)} floors"
+        )
+    calibration = json.loads(Path(calibration_file).read_text())
+    return {
+        "benchmark": "fast_recipe_search",
+        "source": f"benchmarks/results/{Path(search_file).name}",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "results": {
+            "floor": floors.pop(),
+            "base_steps_per_second": BASE_STEPS_PER_SECOND,
+            "relative_cost_per_step": calibration["relative_cost_per_step"],
+            "rows": rows,
+        },
+    }
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument(
+        "--summarise",
+        action="store_true",
+        help=f"write {SUMMARY_FILE.name} from the search file (--out) and the calibration",
+    )
     parser.add_argument("--pairs", default="base8@64,two8@64,small16@64")
     parser.add_argument("--spec", action="append", default=[])
     parser.add_argument("--out", type=Path, default=SEARCH_FILE)
@@ -228,6 +298,11 @@ def main(argv=None) -> None:
         "(a line starting with # is skipped; the run stops when QUEUE.stop exists)",
     )
     args = parser.parse_args(argv)
+    if args.summarise:
+        summary = summarise(args.out)
+        SUMMARY_FILE.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {SUMMARY_FILE} ({len(summary['results']['rows'])} runs)")
+        return
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     if args.calibrate:
         pairs = [(p.split("@")[0], int(p.split("@")[1])) for p in args.pairs.split(",")]

@@ -8,7 +8,9 @@ and the build replaces the expression with the formatted value. The three argume
 
 * the benchmark: ``benchmarks/results/<name>.json``, whose ``results`` object the path starts in
   (a path starting with ``/`` starts at the top of the file instead: ``/seconds``, ``/date``);
-* the path: keys separated by dots; a number indexes a list (``floor_fids_by_seed.2``);
+* the path: keys separated by dots; a number indexes a list (``floor_fids_by_seed.2``); a key
+  holding a dot, a slash or other punctuation is written in single quotes
+  (``'minutes_to_1.2x_floor'.'ours/unconditional'``);
   ``key[field=value,...]`` keeps the items of a list whose fields equal the values (numbers are
   compared as numbers: ``steps=250`` matches ``250``, ``minutes=10`` matches ``10.0``), and must
   keep exactly one unless the path ends with an aggregate: ``|min``, ``|max``, ``|count``;
@@ -34,7 +36,9 @@ RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 EXPRESSION = re.compile(
     r'\{\{\s*result\(\s*"([\w-]+)"\s*,\s*"([^"]+)"\s*,\s*"([^"]*)"\s*\)\s*\}\}'
 )
-_SEGMENT = re.compile(r"^([\w+-]+|\*)(?:\[([^\]]*)\])?$")
+_SEGMENT = re.compile(r"^('[^']*'|[\w+-]+|\*)(?:\[([^\]]*)\])?$")
+# a dot separates keys unless it is inside [...] or inside '...' (an even number of quotes follows)
+_SEPARATOR = re.compile(r"\.(?![^\[]*\])(?=(?:[^']*'[^']*')*[^']*$)")
 AGGREGATES = {"min": min, "max": max, "count": len}
 
 
@@ -74,20 +78,27 @@ def resolve(name: str, path: str, results_dir: Path = RESULTS):
             f"unknown aggregate |{aggregate}; use one of {list(AGGREGATES)}"
         )
     many = False  # after a filter that kept several items, keys map over them
-    for segment in re.split(r"\.(?![^\[]*\])", path):
+    for segment in _SEPARATOR.split(path):
         match = _SEGMENT.match(segment)
         if not match:
             raise ResultError(f"bad path segment {segment!r}")
         key, conditions = match.groups()
+        quoted = key.startswith("'")
+        key = key[1:-1] if quoted else key
         values = value if many else [value]
         out = []
-        if key == "*":  # every value of a dict
+        if key == "*" and not quoted:  # every value of a dict
             if many or not isinstance(value, dict):
                 raise ResultError(f"{name}: '*' needs a dict at {path!r}")
             value, many = list(value.values()), True
             continue
         for v in values:
-            if isinstance(v, list) and key.isdigit() and int(key) < len(v):
+            if (
+                isinstance(v, list)
+                and not quoted
+                and key.isdigit()
+                and int(key) < len(v)
+            ):
                 out.append(v[int(key)])
             elif isinstance(v, dict) and key in v:
                 out.append(v[key])

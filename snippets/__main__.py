@@ -1,6 +1,6 @@
 """Command line: train a diffusion model, sample from it, evaluate it, export it.
 
-    python -m snippets train --data digits --minutes 5 --out runs/digits
+    python -m snippets train --data digits --steps 1578 --out runs/digits  # 3 slow-machine minutes
     python -m snippets sample --checkpoint runs/digits --sampler ddim --steps 50 --n 64 --out grid.png
     python -m snippets evaluate --checkpoint runs/digits --sampler dpmsolver++ --steps 20 --n 500
     python -m snippets export --checkpoint runs/digits --out checkpoints/digits
@@ -29,6 +29,10 @@ RUN_INFO_KEYS = {
     "class_conditional",
 }  # what `train` records about its data under "data" in config.json
 OPTIONAL_RUN_INFO_KEYS = ("transform", "init_from")  # recorded when given
+UPSAMPLED_KEY = (
+    "upsample_to"  # digits trained at 8x8: samples are upsampled to this size
+)
+PRESETS = ("fast-digits", "digits", "course")  # --preset
 SAMPLER_NAMES = (
     "ddpm",
     "ddim",
@@ -118,14 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--data",
         default="digits",
-        help="'digits' (scikit-learn's bundled digits, 16x16), a folder of images, a folder written by "
-        "datasets' save_to_disk, or hf:NAME for a Hugging Face Hub dataset (downloads)",
+        help="'digits' (scikit-learn's bundled digits: trained at their native 8x8 and sampled at "
+        "16x16 by default), a folder of images, a folder written by datasets' save_to_disk, or "
+        "hf:NAME for a Hugging Face Hub dataset (downloads)",
     )
     g.add_argument(
         "--image-size",
         type=_bounded_int(1, 1024),
         default=None,
-        help="image side in pixels (default 16 for digits, 32 otherwise)",
+        help="image side in pixels (default 32; for digits 8, the native size, whose samples "
+        "are upsampled to 16x16 as the data are, or 16 with --preset digits/course)",
     )
     g.add_argument(
         "--channels",
@@ -163,10 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_argument_group("model")
     g.add_argument(
         "--preset",
-        choices=("digits", "course"),
-        default="digits",
-        help="UNet preset: DIGITS_CONFIG (16x16x1) or COURSE_CONFIG (32x32 RGB); image size and "
-        "channels follow the data",
+        choices=PRESETS,
+        default=None,
+        help="UNet preset: FAST_DIGITS_CONFIG (two levels, the digits at 8x8; the default for "
+        "digits), DIGITS_CONFIG (three levels, 16x16; the default otherwise) or COURSE_CONFIG "
+        "(32x32 RGB); image size and channels follow the data",
     )
     g.add_argument(
         "--unet-channels",
@@ -514,6 +521,48 @@ def _sample_sd(args) -> int:
     return 0
 
 
+# --8<-- [start:digits-default]
+def _model_choice(args) -> tuple[int | None, str, int | None]:
+    """The training resolution, UNet preset and sample size of a new `train` run.
+
+    For `--data digits` without `--preset` or `--image-size` the fast recipe trains: the two-level
+    `FAST_DIGITS_CONFIG` on the digits' native 8x8 images, its samples upsampled to 16x16 by
+    `snippets.fast_digits.upsample_digits`, the resize that makes the 16x16 data.
+    `--preset digits` (or `--image-size 16`) gives the three-level 16x16 model; fine-tuning
+    (`--init-from`) trains at the resolution of the checkpoint it starts from. Any digits model
+    trained at 8x8 has its samples upsampled: the digits are 16x16 everywhere else.
+
+    Returns:
+        `(image_size, preset, upsample_to)`; `image_size` `None` lets the data decide and
+        `upsample_to` is `None` when samples are drawn at the training resolution.
+    """
+    size, preset = args.image_size, args.preset
+    if args.data != "digits":
+        if preset == "fast-digits":
+            raise ValueError(
+                f"--preset fast-digits trains the digits at their native 8x8: it needs --data "
+                f"digits, got --data {args.data!r} (use --preset digits or course)"
+            )
+        return size, preset or "digits", None
+    if preset == "fast-digits" and size not in (None, 8):
+        raise ValueError(
+            f"--image-size {size} conflicts with --preset fast-digits, which trains at the "
+            "digits' native 8x8 (for a 16x16 model: --preset digits --image-size 16)"
+        )
+    if args.init_from is not None and size is None and preset is None:
+        from snippets.checkpoint import read_config
+
+        size = read_config(args.init_from)["model"]["sample_size"]
+    if size is None:
+        size = 16 if preset in ("digits", "course") else 8
+    if preset is None:
+        preset = "fast-digits" if size == 8 else "digits"
+    return size, preset, 16 if size == 8 else None
+
+
+# --8<-- [end:digits-default]
+
+
 def _train(args) -> int:
     from contextlib import nullcontext
 
@@ -526,6 +575,8 @@ def _train(args) -> int:
         )
     if args.resume and not args.out.is_dir():
         raise FileNotFoundError(f"--resume: run folder {args.out} does not exist")
+    if not args.resume:  # refuse conflicting options before anything is written
+        args.image_size, args.preset, args.upsample_to = _model_choice(args)
     # one writer per run folder, from the start (under `accelerate launch`: the main process)
     main_process = os.environ.get("RANK", "0") == "0"
     # the folders the lock creates: removed again if the run stops before saving anything
@@ -556,9 +607,8 @@ def _train_locked(args) -> int:
         saved = ckpt.read_config(args.out)  # validated: types, bounds, no unknown key
         missing = [k for k in ("training", "data") if k not in saved]
         keys = set(saved.get("data", {}))
-        if missing or not RUN_INFO_KEYS <= keys <= RUN_INFO_KEYS | set(
-            OPTIONAL_RUN_INFO_KEYS
-        ):
+        optional = {*OPTIONAL_RUN_INFO_KEYS, UPSAMPLED_KEY}
+        if missing or not RUN_INFO_KEYS <= keys <= RUN_INFO_KEYS | optional:
             raise ValueError(
                 f"{args.out}/config.json cannot be resumed: it lacks {missing or 'data keys'}"
             )
@@ -600,6 +650,8 @@ def _train_locked(args) -> int:
         for key in OPTIONAL_RUN_INFO_KEYS:
             if getattr(args, key) is not None:
                 run_info[key] = str(getattr(args, key))
+        if args.upsample_to is not None:  # sample at 8x8, then upsample_digits
+            run_info[UPSAMPLED_KEY] = args.upsample_to
         model_config = None
 
     images, labels = load_data(
@@ -618,7 +670,13 @@ def _train_locked(args) -> int:
             f"--class-conditional needs labels: {run_info['data']} has none (set --label-column)"
         )
     if model_config is None:
-        preset = unet.DIGITS_CONFIG if args.preset == "digits" else unet.COURSE_CONFIG
+        from snippets.fast_digits import FAST_DIGITS_CONFIG
+
+        preset = {
+            "fast-digits": FAST_DIGITS_CONFIG,
+            "digits": unet.DIGITS_CONFIG,
+            "course": unet.COURSE_CONFIG,
+        }[args.preset]
         model_config = dict(
             preset,
             sample_size=images.shape[-1],

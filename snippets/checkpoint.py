@@ -82,6 +82,9 @@ class Checkpoint:
         prediction_type: `"epsilon"`, `"v_prediction"` or `"sample"`.
         num_classes: Number of classes of a class-conditional model (`None`: unconditional).
         config: The whole `config.json`.
+        upsample_to: Side length the samples are upsampled to by
+            `snippets.fast_digits.upsample_digits` (a digits model trained at the native 8x8;
+            `data.upsample_to` in `config.json`), or `None`: samples at the model's resolution.
     """
 
     model: nn.Module
@@ -89,6 +92,7 @@ class Checkpoint:
     prediction_type: str
     num_classes: int | None
     config: dict
+    upsample_to: int | None = None
 
 
 # --8<-- [start:atomic-save]
@@ -405,6 +409,7 @@ def load_checkpoint(
         prediction_type=config["prediction_type"],
         num_classes=config["model"].get("num_classes"),
         config=config,
+        upsample_to=config.get("data", {}).get("upsample_to"),
     )
 
 
@@ -587,6 +592,7 @@ _DATA_KEYS = {
     "class_conditional": (bool, None, None),
     "transform": (str, None, None),
     "init_from": (str, None, None),
+    "upsample_to": (int, 1, 1024),
 }
 _TOP_KEYS = ("format", "model_class", "model", "schedule", "prediction_type", "step")
 MAX_PARAMETERS = 200_000_000  # a rough bound on the UNet a config may ask for
@@ -644,6 +650,12 @@ def validate_config(config: dict, source: str | Path = "config.json") -> dict:
     _check_section(where, "schedule", config["schedule"], _SCHEDULE_KEYS, ("name",))
     if "data" in config:
         _check_section(where, "data", config["data"], _DATA_KEYS, ())
+        shape = (model.get("sample_size"), model.get("out_channels"))
+        if config["data"].get("upsample_to") is not None and shape != (8, 1):
+            raise ValueError(
+                f"{where}: data.upsample_to needs an 8x8 one-channel model (the digits' "
+                f"native size), got model.sample_size {shape[0]}, out_channels {shape[1]}"
+            )
     if "training" in config:
         _check_training(where, config["training"])
     return config
@@ -854,7 +866,9 @@ def generate(
     r"""Sample `n` images from a loaded checkpoint with one of `snippets.sampling.SAMPLERS`.
 
     A class-conditional model is wrapped by `snippets.guidance.cfg_model` (classifier-free
-    guidance, diffusers' convention: `guidance_scale` 1 is the plain conditional model).
+    guidance, diffusers' convention: `guidance_scale` 1 is the plain conditional model). A digits
+    model trained at 8x8 (`checkpoint.upsample_to`) samples at 8x8 and returns its digits
+    upsampled by `snippets.fast_digits.sample_fast_digits`, as the 16x16 data are made.
 
     Args:
         checkpoint: What `load_checkpoint` returned.
@@ -869,8 +883,10 @@ def generate(
             image's $x_T$ and noise are drawn as in one batch of `n`).
 
     Returns:
-        Images, shape `(n, C, H, W)`, roughly in `[-1, 1]`.
+        Images, shape `(n, C, H, W)`, roughly in `[-1, 1]` (`H = W = checkpoint.upsample_to`
+        for an upsampled checkpoint, exactly in `[-1, 1]` then).
     """
+    from snippets.fast_digits import sample_fast_digits
     from snippets.guidance import cfg_model
     from snippets.sampling import SAMPLERS
 
@@ -918,13 +934,18 @@ def generate(
     # 3. run the sampler from x_T to x_0 on all n images together: its noise is drawn
     #    for the whole set at each step, so batch_size changes how the network is
     #    called, never the images
-    return SAMPLERS[sampler](
+    args = (checkpoint.schedule, num_inference_steps)
+    kwargs = dict(prediction_type=checkpoint.prediction_type, generator=generator)
+    if checkpoint.upsample_to is None:
+        return SAMPLERS[sampler](net, x_T.to(device), *args, **kwargs).cpu()
+    # 4. an 8x8 digits model: upsample its samples exactly as the 16x16 data are made
+    return sample_fast_digits(
+        SAMPLERS[sampler],
         net,
         x_T.to(device),
-        checkpoint.schedule,
-        num_inference_steps,
-        prediction_type=checkpoint.prediction_type,
-        generator=generator,
+        *args,
+        image_size=checkpoint.upsample_to,
+        **kwargs,
     ).cpu()
 
 

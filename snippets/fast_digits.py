@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from snippets import check
 
+# --8<-- [start:fast-digits-config]
 FAST_DIGITS_CONFIG = dict(
     sample_size=8,  # the digits' native 8x8
     in_channels=1,
@@ -34,8 +35,10 @@ FAST_DIGITS_CONFIG = dict(
 
 FAST_DIGITS_RECIPE = dict()
 """`TrainConfig` settings of the fast recipe that differ from the defaults."""
+# --8<-- [end:fast-digits-config]
 
 
+# --8<-- [start:upsample-digits]
 def upsample_digits(x: torch.Tensor, image_size: int = 16) -> torch.Tensor:
     r"""The resize of `load_digits`: 8x8 digits in $[-1, 1]$ to `image_size`, bilinearly.
 
@@ -60,13 +63,16 @@ def upsample_digits(x: torch.Tensor, image_size: int = 16) -> torch.Tensor:
     )
 
 
+# --8<-- [end:upsample-digits]
+
+
 def sample_fast_digits(
     sampler: Callable[..., torch.Tensor],
     model: Callable[..., torch.Tensor],
     x_T: torch.Tensor,
-    *args,
+    *args: object,
     image_size: int = 16,
-    **kwargs,
+    **kwargs: object,
 ) -> torch.Tensor:
     r"""Run any sampler of `snippets.sampling` at 8x8, then `upsample_digits` its result.
 

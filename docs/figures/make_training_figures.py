@@ -4,13 +4,19 @@ Run from the repository root::
 
     python docs/figures/make_training_figures.py               # every figure
     python docs/figures/make_training_figures.py --run runs/x  # the loss curve of your own run
+    python docs/figures/make_training_figures.py --only three-minutes   # the three-minute grid
 
 The digit grids take half a minute on 2 CPU cores (PNGs at 4x, shown at half that). The loss curve
 is an SVG pair (light and dark, `snippets.plotting`) drawn from a run's loss history, which
 `training_state.safetensors` holds. The shipped checkpoint keeps only its EMA weights, so without
 `--run` the script replays the shipped recipe by steps (the README's
-`python -m snippets train --data digits --class-conditional --steps 3662`, seed 0): about ten
+`python -m snippets train --data digits --preset digits --class-conditional --steps 3662`, seed 0): about ten
 minutes on a free 2-core CPU.
+
+The three-minute grid trains the command line's default digits recipe for 3 slow-machine minutes
+in steps (`benchmarks.fast_recipe.budget_steps`: 1,578 steps of the 8x8 model), exactly as
+``python -m snippets train --data digits --steps 1578`` does (3 to 20 minutes of wall time,
+depending on the machine and its load).
 """
 
 from __future__ import annotations
@@ -31,6 +37,38 @@ CHECKPOINT = ROOT / "checkpoints" / "digits"
 
 from snippets.checkpoint import generate, load_checkpoint  # noqa: E402
 from snippets.data import load_digits, save_grid  # noqa: E402
+
+THREE_MINUTES = 3.0  # slow-machine minutes
+
+
+def three_minute_steps() -> int:
+    """Steps of the 8x8 model in 3 slow-machine minutes (the calibration of `fast_recipe`)."""
+    from benchmarks.fast_recipe import CALIBRATION, budget_steps
+
+    cost = json.loads(CALIBRATION.read_text())["relative_cost_per_step"]["two8@64"]
+    return budget_steps(THREE_MINUTES, cost)
+
+
+def three_minute_grid() -> Path:
+    """64 digits of the default recipe after 3 slow-machine minutes (DPM-Solver++, 20 steps).
+
+    The run is the command line's own (`python -m snippets train --data digits --steps N`,
+    seed 0): an 8x8 model whose samples are upsampled to 16x16.
+    """
+    from snippets.__main__ import main
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        argv = ["train", "--data", "digits", "--steps", str(three_minute_steps())]
+        if main([*argv, "--seed", "0", "--no-samples", "--out", str(run)]) != 0:
+            raise RuntimeError("the three-minute run failed")
+        loaded = load_checkpoint(run)
+        samples = generate(
+            loaded, 64, "dpmsolver++", 20, generator=torch.Generator().manual_seed(0)
+        )
+    # 8 x 17 + 1 = 137 pixels, x4: 548 pixels for a figure shown 274 wide (2x)
+    return save_grid(samples, OUT / "three_minutes.png", nrow=8, scale=4)
 
 
 def digit_grids() -> list[Path]:
@@ -72,6 +110,7 @@ def replay_shipped_recipe(out: Path) -> Path:
     """Train the shipped recipe for the shipped run's number of steps into `out`."""
     steps = json.loads((CHECKPOINT / "config.json").read_text())["step"]
     command = [sys.executable, "-m", "snippets", "train", "--data", "digits"]
+    command += ["--preset", "digits"]  # the 16x16 model (the default is the 8x8 one)
     command += ["--class-conditional", "--steps", str(steps), "--out", str(out)]
     print(" ".join(command[1:]), flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
@@ -101,12 +140,13 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--only",
-        choices=("grids", "loss"),
+        choices=("grids", "loss", "three-minutes"),
         default=None,
-        help="make only the digit grids or only the loss curve",
+        help="make only the digit grids, the loss curve or the three-minute grid",
     )
     args = parser.parse_args()
-    paths = [] if args.only == "loss" else digit_grids()
-    paths += [] if args.only == "grids" else loss_curve(args.run)
+    paths = [] if args.only not in (None, "grids") else digit_grids()
+    paths += [] if args.only not in (None, "loss") else loss_curve(args.run)
+    paths += [] if args.only not in (None, "three-minutes") else [three_minute_grid()]
     for path in paths:
         print(f"wrote {path.relative_to(ROOT)}")

@@ -73,7 +73,8 @@ def test_quoted_result_equals_its_json(page, expression, args):
     value = hook.resolve(name, path)
     if "|" not in path and "[" not in path:  # a plain key path: walk it independently
         node = record if path.startswith("/") else record["results"]
-        for key in path.lstrip("/").split("."):
+        for quoted, plain in re.findall(r"'([^']*)'|([^.']+)", path.lstrip("/")):
+            key = quoted or plain
             node = node[int(key)] if isinstance(node, list) else node[key]
         assert node == value
     assert hook.render(expression) == hook.format_value(value, spec)
@@ -92,6 +93,7 @@ def results_dir(tmp_path):
             "floor": {"fid": 12.81},
             "fids": [12.8, 8.2, 15.9],
             "samplers": {"ddim": {"ratio": 0.99}, "euler": {"ratio": 0.67}},
+            "minutes_to_1.2x_floor": {"ours/unconditional": 3.0, "2": 10.0},
             "rows": [
                 {"sampler": "ddpm", "steps": 250, "fid": 6.79, "params": 1623169},
                 {"sampler": "ddpm", "steps": 1000, "fid": 6.64, "params": 1623169},
@@ -120,6 +122,9 @@ def results_dir(tmp_path):
         ("/seconds", "/60:.0f", "41"),
         ("samplers.*.ratio|min", ".2f", "0.67"),
         ("samplers.euler.ratio", ".0%", "67%"),
+        ("'minutes_to_1.2x_floor'.'ours/unconditional'", "g", "3"),  # quoted keys
+        ("'minutes_to_1.2x_floor'.'2'", "g", "10"),  # a quoted number is a key
+        ("'samplers'.'ddim'.ratio", ".2f", "0.99"),
     ],
 )
 def test_resolver_reads_paths_filters_aggregates_and_scales(
@@ -138,6 +143,8 @@ def test_resolver_reads_paths_filters_aggregates_and_scales(
         ("fids.7", "no '7'"),
         ("rows|mean", "unknown aggregate"),
         ("floor", "not a number"),
+        ("minutes_to_1.2x_floor.'ours/unconditional'", "no 'minutes_to_1'"),
+        ("'samplers.ddim'.ratio", "no 'samplers.ddim'"),
     ],
 )
 def test_resolver_refuses_what_does_not_name_one_number(results_dir, path, message):

@@ -3033,3 +3033,56 @@ def test_sd_commands_refuse_other_checkpoints_and_resume(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--resume" in err and "cannot continue" in err
     assert not (tmp_path / "sd").exists()  # refused before any training
+
+
+# --- the command line's default digits recipe and upsampled checkpoints -------------------------
+
+
+def test_train_refuses_conflicting_model_options_naming_them(tmp_path, capsys):
+    from snippets.__main__ import main
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    run = tmp_path / "run"
+    cases = [
+        (["--preset", "fast-digits", "--image-size", "16"], "--image-size"),
+        (["--preset", "fast-digits", "--data", str(folder)], "--preset"),
+        (["--preset", "fast"], "--preset"),  # not a preset: argparse names it
+    ]
+    for flags, name in cases:
+        capsys.readouterr()
+        try:
+            code = main(["train", "--steps", "1", "--out", str(run), *flags])
+        except SystemExit as exit:
+            code = exit.code
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and name in err, (flags, err)
+        assert not run.exists()  # refused before anything is written
+
+
+def test_upsampled_checkpoints_are_checked_naming_the_key(tmp_path):
+    from snippets.checkpoint import read_config, save_checkpoint, validate_config
+    from snippets.unet import UNet
+    from snippets.with_diffusers import pipeline_from_checkpoint
+
+    shipped = read_config(_SHIPPED)
+    on_16x16 = dict(shipped, data=dict(shipped["data"], upsample_to=16))
+    zero = dict(shipped, data=dict(shipped["data"], upsample_to=0))
+    tiny = dict(sample_size=8, channels=(8, 8), num_res_blocks=1, num_groups=4)
+    tiny.update(attention_levels=(), mid_attention=False)
+    model = UNet(**tiny)
+    config = {
+        "model_class": "UNet",
+        "model": model.config,
+        "schedule": {"name": "cosine", "num_train_timesteps": 1000},
+        "prediction_type": "v_prediction",
+        "data": {"data": "digits", "image_size": 8, "upsample_to": 16},
+    }
+    eight = save_checkpoint(tmp_path / "eight", model, config)
+    cases = [
+        (lambda: validate_config(on_16x16), ValueError, "data.upsample_to"),
+        (lambda: validate_config(zero), ValueError, "data.upsample_to"),
+        (lambda: pipeline_from_checkpoint(eight), ValueError, "upsampled"),
+    ]
+    for call, error, name in cases:
+        assert_rejects(call, error, name)

@@ -462,3 +462,127 @@ def test_fid_floor_rejects_a_bad_sample_count(n):
 
     with pytest.raises(ValueError, match="n must be an integer >= 2"):
         fid_floor(n)
+
+
+# -- the default digits recipe: 8x8 training, 16x16 samples ------------------------------------
+
+
+def test_train_digits_defaults_to_the_fast_8x8_recipe(tmp_path, capsys):
+    import dataclasses
+
+    import torch
+
+    from snippets import checkpoint as ckpt
+    from snippets.fast_digits import (
+        FAST_DIGITS_CONFIG,
+        FAST_DIGITS_RECIPE,
+        upsample_digits,
+    )
+    from snippets.sampling import SAMPLERS
+    from snippets.training import TrainConfig
+
+    run = tmp_path / "run"
+    argv = ["train", "--data", "digits", "--steps", "2", "--batch-size", "4"]
+    assert main([*argv, "--no-progress", "--no-samples", "--out", str(run)]) == 0
+    config = read_config(run)
+    fast = json.loads(json.dumps(FAST_DIGITS_CONFIG))
+    assert {k: config["model"][k] for k in fast} == fast  # the two-level UNet, at 8x8
+    assert config["data"]["image_size"] == 8 and config["data"]["upsample_to"] == 16
+    recipe = TrainConfig(steps=2, batch_size=4, **FAST_DIGITS_RECIPE)
+    assert config["training"] == dataclasses.asdict(recipe)
+
+    # `sample` writes 16x16 digits: a 2 x 2 grid of 16 + 1 pixels
+    grid = tmp_path / "grid.png"
+    fast_sample = ["--steps", "2", "--n", "4", "--scale", "1", "--out", str(grid)]
+    assert main(["sample", "--checkpoint", str(run), *fast_sample]) == 0
+    assert Image.open(grid).size == (2 * 17 + 1, 2 * 17 + 1)
+
+    # generate: the sampler at 8x8, then exactly the resize of load_digits
+    loaded = ckpt.load_checkpoint(run)
+    assert loaded.upsample_to == 16 and loaded.model.config["sample_size"] == 8
+    images = ckpt.generate(
+        loaded, 3, "ddim", 2, generator=torch.Generator().manual_seed(0)
+    )
+    generator = torch.Generator().manual_seed(0)
+    x_T = torch.randn(3, 1, 8, 8, generator=generator)
+    with torch.no_grad():
+        x8 = SAMPLERS["ddim"](
+            loaded.model,
+            x_T,
+            loaded.schedule,
+            2,
+            prediction_type=loaded.prediction_type,
+            generator=generator,
+        )
+    assert images.shape == (3, 1, 16, 16) and torch.equal(images, upsample_digits(x8))
+
+    # an export keeps the record of the upsampling (the end-to-end test above trains an
+    # 8x8 model too, and evaluates and resumes it)
+    ship = tmp_path / "ship"
+    assert main(["export", "--checkpoint", str(run), "--out", str(ship)]) == 0
+    assert ckpt.load_checkpoint(ship).upsample_to == 16
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--image-size", "16"], ["--preset", "digits"], ["--preset", "course"]],
+)
+def test_explicit_flags_give_a_16x16_model_without_upsampling(tmp_path, flags):
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "digits",
+                "--steps",
+                "1",
+                *TINY_ARGS,
+                *flags,
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    config = read_config(run)
+    assert config["model"]["sample_size"] == 16 and config["data"]["image_size"] == 16
+    assert "upsample_to" not in config["data"]
+
+
+def test_image_size_8_and_fast_preset_train_the_8x8_model(tmp_path):
+    for flags in (["--image-size", "8"], ["--preset", "fast-digits"]):
+        run = tmp_path / flags[0].strip("-")
+        assert (
+            main(["train", "--steps", "1", *TINY_ARGS, *flags, "--out", str(run)]) == 0
+        )
+        config = read_config(run)
+        assert config["model"]["sample_size"] == 8
+        assert config["data"]["upsample_to"] == 16
+
+
+def test_the_shipped_16x16_checkpoint_samples_unchanged():
+    import torch
+
+    from snippets import checkpoint as ckpt
+    from snippets.guidance import cfg_model
+    from snippets.sampling import SAMPLERS
+
+    loaded = ckpt.load_checkpoint(SHIPPED)
+    assert loaded.upsample_to is None and loaded.model.config["sample_size"] == 16
+    images = ckpt.generate(
+        loaded, 2, "ddim", 2, generator=torch.Generator().manual_seed(0)
+    )
+    generator = torch.Generator().manual_seed(0)
+    x_T = torch.randn(2, 1, 16, 16, generator=generator)
+    guided = cfg_model(loaded.model, torch.arange(2), 1.0, loaded.num_classes)
+    with torch.no_grad():
+        direct = SAMPLERS["ddim"](
+            guided,
+            x_T,
+            loaded.schedule,
+            2,
+            prediction_type=loaded.prediction_type,
+            generator=generator,
+        )
+    assert images.shape == (2, 1, 16, 16) and torch.equal(images, direct)
