@@ -7,6 +7,7 @@ Usage::
     python -m benchmarks unet_vs_diffusers scheduler_overhead
     python -m benchmarks --out /tmp/bench --fast sampler_quality   # anywhere else
     python -m benchmarks --render        # only rewrite the .md tables (and docs figures) from the JSON
+    python -m benchmarks --stored-rows-only fast_recipe   # a resumable run's rows so far, no training
 
 Next to each ``<name>.json`` the runner writes ``<name>.md``: a Markdown table rendered from the
 JSON alone (by the module's ``markdown(record)`` or, for the older benchmarks, by a renderer here),
@@ -245,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
         "--fast", action="store_true", help="tiny sizes: a smoke run in seconds"
     )
     parser.add_argument(
+        "--stored-rows-only",
+        action="store_true",
+        help="train nothing: write the record of the rows a resumable benchmark has stored "
+        "(fast_recipe), listing the rest as pending",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -286,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name} ({'fast' if args.fast else 'full'})", flush=True)
         parameters = inspect.signature(module.run).parameters
         kwargs = {"out": out} if "out" in parameters else {}
+        if args.stored_rows_only:
+            if "stored_only" not in parameters:
+                parser.error(f"benchmark {name} does not take --stored-rows-only")
+            kwargs["stored_only"] = True
         if args.device is not None:
             if "device" not in parameters:
                 parser.error(f"benchmark {name} does not take --device")

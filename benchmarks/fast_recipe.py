@@ -92,7 +92,7 @@ def budget_steps(minutes: float, cost: float) -> int:
     return max(1, round(minutes * BASE_STEPS_PER_MINUTE / cost))
 
 
-def run(fast: bool = False, out: Path | None = None) -> dict:
+def run(fast: bool = False, out: Path | None = None, stored_only: bool = False) -> dict:
     """Train every contender for every budget, conditional and not; sample, score.
 
     The smallest budgets run first. Each finished row is appended to
@@ -103,6 +103,8 @@ def run(fast: bool = False, out: Path | None = None) -> dict:
     Args:
         fast: Seconds-long smoke run (tiny models, 3-step budgets, 16 samples, 3 sampler steps).
         out: Results folder for the rows file (`None`: no resuming).
+        stored_only: Train nothing: the record of the rows already in the rows file, the others
+            listed under ``"pending"`` (``python -m benchmarks --stored-rows-only fast_recipe``).
 
     Returns:
         JSON-serialisable results: the floor, the calibration, one row per run, time to 1.2x.
@@ -117,7 +119,7 @@ def run(fast: bool = False, out: Path | None = None) -> dict:
         for line in rows_file.read_text().splitlines():
             row = json.loads(line)
             done[(row["model"], row["conditional"], row["minutes"], row["steps"])] = row
-    rows = []
+    rows, pending = [], []
     for minutes in (0.02,) if fast else BUDGETS:
         for name, (factory, res, recipe, key, use_ema) in contenders(fast).items():
             images, labels = load_digits("train", image_size=res)
@@ -126,6 +128,11 @@ def run(fast: bool = False, out: Path | None = None) -> dict:
                 if (name, cond, minutes, steps) in done:
                     rows.append(done[(name, cond, minutes, steps)])
                     print(f"kept from {rows_file}: {json.dumps(rows[-1])}", flush=True)
+                    continue
+                if stored_only:
+                    pending.append(
+                        {"model": name, "conditional": cond, "minutes": minutes}
+                    )
                     continue
                 torch.manual_seed(0)
                 model = factory(10 if cond else None)
@@ -175,7 +182,8 @@ def run(fast: bool = False, out: Path | None = None) -> dict:
         "base_steps_per_minute": BASE_STEPS_PER_MINUTE,
         "calibration": calibration,
         "rows": rows,
-        "minutes_to_1.2x_floor": time_to_quality(rows, floor),
+        "minutes_to_1.2x_floor": time_to_quality(rows + pending, floor),
+        "pending": pending,
     }
 
 
@@ -202,6 +210,8 @@ def time_to_quality(rows: list[dict], floor: float, factor: float = 1.2) -> dict
             f"{row['model']}/{'conditional' if row['conditional'] else 'unconditional'}"
         )
         out.setdefault(key, None)
+        if "fid" not in row:  # a pending row: its contender is listed, not measured
+            continue
         if row["fid"] <= factor * floor and (
             out[key] is None or row["minutes"] < out[key]
         ):
@@ -222,8 +232,13 @@ def markdown(record: dict) -> str:
             f"{row['minutes']:g} | {row['steps']} | {row['cost_per_step']:.2f} | "
             f"{row['fid']:.1f} | {row['fid_over_floor']:.2f} |"
         )
+    pending = r.get("pending", [])
+    waiting = {
+        f"{p['model']}/{'conditional' if p['conditional'] else 'unconditional'}"
+        for p in pending
+    }
     reach = ", ".join(
-        f"{k}: {'not within the budgets' if v is None else f'{v:g} min'}"
+        f"{k}: {f'{v:g} min' if v is not None else 'not within the budgets run so far' if k in waiting else 'not within the budgets'}"
         for k, v in r["minutes_to_1.2x_floor"].items()
     )
     lines.append(
@@ -232,4 +247,14 @@ def markdown(record: dict) -> str:
         f"A slow-machine minute is {r['base_steps_per_minute']:g} steps of the base model. "
         f"Time to 1.2x the floor: {reach}."
     )
+    if pending:
+        rest = ", ".join(
+            f"{p['model']} {'class' if p['conditional'] else 'none'} {p['minutes']:g} min"
+            for p in pending
+        )
+        lines.append(
+            f"\n**Partial run:** {len(r['rows'])} of {len(r['rows']) + len(pending)} rows "
+            f"measured; still to run: {rest}. `python -m benchmarks fast_recipe` resumes "
+            "from `benchmarks/results/fast_recipe.rows.jsonl`."
+        )
     return "\n".join(lines)

@@ -62,3 +62,19 @@ def test_a_rerun_keeps_the_rows_already_in_the_results_folder(tmp_path):
     assert again[1]["fid"] == 1234.5
     assert [r["steps"] for r in again] == [r["steps"] for r in first]
     assert len(rows_file.read_text().splitlines()) == len(first)
+
+
+def test_stored_only_records_the_stored_rows_and_lists_the_rest_as_pending(tmp_path):
+    fr.run(fast=True, out=tmp_path)
+    rows_file = tmp_path / "fast_recipe.rows.jsonl"
+    stored = rows_file.read_text().splitlines()
+    rows_file.write_text("\n".join(stored[:3]) + "\n")  # the last row "not run yet"
+    result = fr.run(fast=True, out=tmp_path, stored_only=True)
+    assert [json.dumps(r) for r in result["rows"]] == stored[:3]
+    assert result["pending"] == [
+        {"model": "course", "conditional": True, "minutes": 0.02}
+    ]
+    assert len(rows_file.read_text().splitlines()) == 3  # nothing was trained
+    table = fr.markdown({"results": result})
+    assert "**Partial run:** 3 of 4 rows" in table
+    assert "course/conditional: not within the budgets run so far" in table
