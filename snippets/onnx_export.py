@@ -270,6 +270,13 @@ def export(checkpoint: str | Path, out: str | Path) -> dict:
     ckpt = load_checkpoint(checkpoint)
     if ckpt.num_classes is None:
         raise ValueError(f"checkpoint {checkpoint} is unconditional; need class labels")
+    if ckpt.upsample_to is not None:
+        raise ValueError(
+            f"checkpoint {checkpoint} is an 8x8 model whose samples are upsampled to "
+            f"{ckpt.upsample_to}x{ckpt.upsample_to} (data.upsample_to); the playground "
+            "draws the model's own resolution: export a 16x16 checkpoint "
+            "(train --preset digits)"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = ckpt.model.config

@@ -3084,5 +3084,13 @@ def test_upsampled_checkpoints_are_checked_naming_the_key(tmp_path):
         (lambda: validate_config(zero), ValueError, "data.upsample_to"),
         (lambda: pipeline_from_checkpoint(eight), ValueError, "upsampled"),
     ]
+    conditional = UNet(**tiny, num_classes=10)
+    config_cond = dict(config, model=conditional.config)
+    eight_cond = save_checkpoint(tmp_path / "eight-cond", conditional, config_cond)
+    from snippets.onnx_export import export
+
+    cases.append(
+        (lambda: export(eight_cond, tmp_path / "onnx"), ValueError, "data.upsample_to")
+    )
     for call, error, name in cases:
         assert_rejects(call, error, name)
