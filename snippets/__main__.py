@@ -540,14 +540,16 @@ def _model_choice(args) -> tuple[int | None, str, int | None]:
     if args.data != "digits":
         if preset == "fast-digits":
             raise ValueError(
-                f"--preset fast-digits trains the digits at their native 8x8: it needs --data "
-                f"digits, got --data {args.data!r} (use --preset digits or course)"
+                "--preset fast-digits trains the digits at their native 8x8: it needs "
+                f"--data digits, got --data {args.data!r} "
+                "(use --preset digits or course)"
             )
         return size, preset or "digits", None
     if preset == "fast-digits" and size not in (None, 8):
         raise ValueError(
-            f"--image-size {size} conflicts with --preset fast-digits, which trains at the "
-            "digits' native 8x8 (for a 16x16 model: --preset digits --image-size 16)"
+            f"--image-size {size} conflicts with --preset fast-digits, which trains at "
+            "the digits' native 8x8 "
+            "(for a 16x16 model: --preset digits --image-size 16)"
         )
     if args.init_from is not None and size is None and preset is None:
         from snippets.checkpoint import read_config

@@ -657,7 +657,7 @@ def save_pipeline(
         for path in sorted(staging.rglob("*"), reverse=True):
             _fsync(path)
         _fsync(staging)
-        # 3. swap: the old folder aside, the staging folder into place (the commit point)
+        # 3. swap: the old folder aside, the staging folder in place (the commit point)
         if old.exists():
             shutil.rmtree(old)
         if directory.exists():

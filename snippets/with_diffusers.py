@@ -219,8 +219,8 @@ def pipeline_from_checkpoint(
     if upsample_to is not None:
         raise ValueError(
             f"{directory} holds an 8x8 digits model whose samples are upsampled to "
-            f"{upsample_to}x{upsample_to}; DDPMPipeline cannot upsample: sample it with "
-            "snippets.checkpoint.generate (which does)"
+            f"{upsample_to}x{upsample_to}; DDPMPipeline cannot upsample: sample it "
+            "with snippets.checkpoint.generate (which does)"
         )
     scheduler = scheduler_from_checkpoint(directory)
     unet = unet2dmodel_from_checkpoint(directory, use_ema=use_ema)
