@@ -138,3 +138,14 @@ def test_render_rewrites_tables_from_json(tmp_path):
     )
     with pytest.raises(SystemExit):  # nothing to render from
         main(["--render", "--out", str(tmp_path), "unet_vs_diffusers"])
+
+
+def test_a_record_assembled_from_stored_rows_says_so():
+    """`--stored-rows-only` trains nothing: its seconds are not the benchmark's time."""
+    from benchmarks.__main__ import measured_line
+
+    record = json.loads((RESULTS / "scheduler_overhead.json").read_text())
+    assert "the benchmark took" in measured_line(record)
+    line = measured_line({**record, "stored_rows_only": True})
+    assert "the benchmark took" not in line
+    assert "assembled in" in line and "`train_seconds`" in line

@@ -78,3 +78,34 @@ def test_stored_only_records_the_stored_rows_and_lists_the_rest_as_pending(tmp_p
     table = fr.markdown({"results": result})
     assert "**Partial run:** 3 of 4 rows" in table
     assert "course/conditional: not within the budgets run so far" in table
+
+
+def test_floor_spread_brackets_the_floor_and_shows_in_the_table():
+    from snippets.metrics import fid_floor, load_classifier
+
+    classifier = load_classifier()
+    spread = fr.floor_spread(32, classifier, draws=3)
+    floor = fid_floor(32, classifier)["fid"]  # the floor is the draw of seed 0
+    assert spread["draws"] == 3 and spread["min"] <= floor <= spread["max"]
+    assert spread["min"] < spread["mean"] < spread["max"] and spread["std"] > 0
+    record = {
+        "results": {
+            "rows": [],
+            "n_samples": 32,
+            "sampler": "x",
+            "floor": floor,
+            "floor_spread": spread,
+            "base_steps_per_minute": 192,
+            "minutes_to_1.2x_floor": {},
+        }
+    }
+    assert (
+        f"3 draws of 32 real train digits score FID {spread['min']:.1f}"
+        in fr.markdown(record)
+    )
+
+
+@pytest.mark.parametrize("draws", [1, 2.0, True])
+def test_floor_spread_needs_at_least_two_integer_draws(draws):
+    with pytest.raises(ValueError, match="draws"):
+        fr.floor_spread(32, None, draws=draws)
