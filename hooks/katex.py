@@ -61,6 +61,10 @@ _ANNOTATION = re.compile(r"<annotation\b.*?</annotation>", re.DOTALL)
 # "Source code in ..." boxes of the API reference and notebook code cells (with their outputs).
 _BLOCK = re.compile(r'<(?P<tag>div|details) class="(?P<cls>[^"]*)"[^>]*>')
 _LISTING_CLASSES = {"highlight", "jp-CodeCell", "mkdocstrings-source"}
+# A benchmark's results embedded from benchmarks/results/*.md, wrapped in
+# ``<div class="results" markdown>``: its table and the notes under it (the run's settings, the
+# machine) are measurements; the prose around the block says what they measure.
+_RESULTS_CLASS = "results"
 # mkdocstrings' tables of parameters, return values and exceptions, with their titles.
 _DOC_SECTION = re.compile(
     r'<p>\s*<span class="doc-section-title">[^<]*</span>\s*</p>\s*<table>.*?</table>',
@@ -271,6 +275,8 @@ def for_search(content: str) -> str:
 
 def _is_listing(match: re.Match) -> bool:
     classes = set(match.group("cls").split())
+    if _RESULTS_CLASS in classes:
+        return True
     return bool(classes & _LISTING_CLASSES) and "doc-signature" not in classes
 
 
@@ -457,6 +463,37 @@ def signature_names(signature: str) -> str:
     return f"{call.group('name')}({', '.join(names)})"
 
 
+def without_title(title: str, text: str) -> str:
+    """An API entry's text without the name its title already shows: ``(x0, t, noise) ...``.
+
+    Search matches the title (boosted), and a result shows the title above the text, so the
+    name need not be stored twice; text that does not open with ``title(`` is left alone.
+    """
+    return text[len(title) :] if title and text.startswith(title + "(") else text
+
+
+def without_empty_page_entries(docs: list[dict]) -> list[dict]:
+    """The index's entries without each empty page entry whose first section has its title.
+
+    An API module's page (``reference/forward/``) has no text before its first section, the
+    module itself (``reference/forward/#snippets.forward``), which has the same title. Material's
+    search worker takes the first entry of a page as the page, so dropping the empty one makes
+    that section the page's entry: the same result, stored once.
+    """
+    kept = []
+    for doc, after in zip(docs, [*docs[1:], None]):
+        if (
+            after is not None
+            and not doc["text"]
+            and "#" not in doc["location"]
+            and after["location"].split("#")[0] == doc["location"]
+            and after["title"] == doc["title"]
+        ):
+            continue
+        kept.append(doc)
+    return kept
+
+
 def katex_css() -> str:
     """KaTeX's stylesheet with each font's `src` cut to its woff2 file (every browser since 2016)."""
     css = (KATEX_DIST / "katex.min.css").read_text(encoding="utf-8")
@@ -477,14 +514,21 @@ def on_post_build(config):
 
     Material writes ``search/search_index.json`` with every non-ASCII character escaped (six bytes
     for an α); the same JSON in UTF-8 is what the search worker reads, a few percent smaller.
+    An API entry's text loses the name its title shows (``without_title``), and a page entry
+    with no text of its own gives way to its first section (``without_empty_page_entries``).
     """
     index = Path(config["site_dir"]) / "search" / "search_index.json"
     if index.is_file():
         data = json.loads(index.read_text(encoding="utf-8"))
         for doc in data.get("docs", []):
-            doc["text"] = _SIGNATURE.sub(
-                lambda m: signature_names(m.group("sig")), " ".join(doc["text"].split())
+            doc["text"] = without_title(
+                doc["title"],
+                _SIGNATURE.sub(
+                    lambda m: signature_names(m.group("sig")),
+                    " ".join(doc["text"].split()),
+                ),
             )
+        data["docs"] = without_empty_page_entries(data.get("docs", []))
         index.write_text(
             json.dumps(data, ensure_ascii=False, separators=(",", ":")),
             encoding="utf-8",

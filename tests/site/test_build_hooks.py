@@ -441,3 +441,49 @@ def test_sitemap_keeps_only_the_addresses(tmp_path):
     assert (
         gzip.decompress((tmp_path / "sitemap.xml.gz").read_bytes()).decode() == expected
     )
+
+
+def test_search_entries_store_an_api_name_once():
+    assert katex.without_title("q_sample", "q_sample(x0, t) Eq. 4.") == "(x0, t) Eq. 4."
+    assert (
+        katex.without_title("q_sample", "q_sampler(x0) Other.")
+        == "q_sampler(x0) Other."
+    )
+    assert katex.without_title("Noise", "Noise schedules.") == "Noise schedules."
+    docs = [
+        {"location": "reference/forward/", "title": "snippets.forward", "text": ""},
+        {
+            "location": "reference/forward/#snippets.forward",
+            "title": "snippets.forward",
+            "text": "Forward noising.",
+        },
+        {"location": "reference/forward/#q", "title": "q", "text": "(x0)"},
+        {"location": "unit1/", "title": "Unit 1", "text": ""},
+        {"location": "unit1/#intro", "title": "Introduction", "text": "Prose."},
+        {"location": "papers/", "title": "Papers", "text": ""},
+    ]
+    kept = katex.without_empty_page_entries(docs)
+    # The module's empty page entry gives way to the module; a page whose first section has
+    # another title, and a last page with no sections, keep theirs.
+    assert [d["location"] for d in kept] == [
+        "reference/forward/#snippets.forward",
+        "reference/forward/#q",
+        "unit1/",
+        "unit1/#intro",
+        "papers/",
+    ]
+
+
+def test_search_leaves_out_an_embedded_results_block_and_keeps_the_prose_around_it():
+    content = (
+        "<p>What the benchmark measures.</p>"
+        '<div class="results"><div class="md-typeset__scrollwrap"><table><tr><th>a</th></tr>'
+        "<tr><td>ours</td></tr></table></div><p>500 samples, seed 0, load average 1.0.</p></div>"
+        "<p>Reproduce: <code>python -m benchmarks x</code>.</p>"
+    )
+    indexed = katex.for_search(katex.drop_blocks(content, katex._is_listing))
+    assert "load average" not in indexed and "ours" not in indexed
+    assert (
+        "What the benchmark measures." in indexed
+        and "python -m benchmarks x" in indexed
+    )
