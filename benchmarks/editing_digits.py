@@ -100,11 +100,21 @@ def read(classifier, images: torch.Tensor, labels: torch.Tensor) -> dict:
     }
 
 
-def run(fast: bool = False) -> dict:
+def _shown(folder: Path) -> str:
+    """The checkpoint's folder relative to the repository where it lies inside it."""
+    try:
+        return folder.resolve().relative_to(HERE.parent).as_posix()
+    except ValueError:
+        return str(folder)
+
+
+def run(fast: bool = False, checkpoint: str | Path = CHECKPOINT) -> dict:
     """Run the four experiments, single-threaded.
 
     Args:
         fast: Seconds-long smoke run: two images per experiment, a few steps.
+        checkpoint: A class-conditional digits checkpoint folder (default: the shipped
+            model); one trained at 8x8 and upsampled works at its own size.
 
     Returns:
         JSON-serialisable results: settings and one block of rows per experiment.
@@ -115,18 +125,24 @@ def run(fast: bool = False) -> dict:
     torch.set_num_threads(1)  # one thread on a shared 2-core machine
     try:
         with threadpool_limits(limits=1):
-            return _run(FAST if fast else FULL)
+            return _run(FAST if fast else FULL, Path(checkpoint))
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(cfg: dict) -> dict:
-    checkpoint = load_checkpoint(CHECKPOINT)
+def _run(cfg: dict, folder: Path) -> dict:
+    checkpoint = load_checkpoint(folder)
     network, schedule = checkpoint.model, checkpoint.schedule
     prediction_type, k = checkpoint.prediction_type, checkpoint.num_classes
     uncond = unconditional(network, k)
     classifier = load_classifier()
     images, labels = load_digits("test")
+    # The network works at its own size (8x8 for a model trained at the digits' native
+    # size): images go in through `to_model` (exact for the data), and everything measured
+    # or shown comes out through `to_data`, at the data's 16x16, as `generate` returns it.
+    size, half = checkpoint.image_size, checkpoint.image_size // 2
+    to_model, to_data = checkpoint.to_model, checkpoint.to_data
+    data_half = checkpoint.data_size // 2
     seconds = {}
 
     # 1. DDIM inversion: round trip per number of steps
@@ -137,11 +153,12 @@ def _run(cfg: dict) -> dict:
     for steps in cfg["inversion_steps"]:
         x_T, x_rec = ddim_round_trip(
             conditional(network, y),
-            x0,
+            to_model(x0),
             schedule,
             steps,
             prediction_type=prediction_type,
         )
+        x_rec = to_data(x_rec)
         per_image = (x_rec - x0).pow(2).flatten(1).mean(1).sqrt()
         inversion.append(
             {
@@ -168,7 +185,7 @@ def _run(cfg: dict) -> dict:
     for strength in cfg["strengths"]:
         edited = sdedit(
             uncond,
-            sketches,
+            to_model(sketches),
             schedule,
             strength,
             cfg["sdedit_steps"],
@@ -176,6 +193,7 @@ def _run(cfg: dict) -> dict:
             prediction_type=prediction_type,
             generator=torch.Generator().manual_seed(1),
         )
+        edited = to_data(edited)
         sdedit_rows.append(
             {
                 "strength": strength,
@@ -190,34 +208,42 @@ def _run(cfg: dict) -> dict:
     start = time.perf_counter()
     n, steps = cfg["inpaint_n"], cfg["inpaint_steps"]
     x0, y = images[:n], labels[:n]
-    mask = torch.ones(n, 1, 16, 16)
-    mask[:, :, 8:] = 0  # 1: known (top half), 0: to fill (bottom half)
-    erased = torch.where(mask.bool(), x0, torch.full_like(x0, -1.0))
+    mask = torch.ones(n, 1, size, size)
+    mask[:, :, half:] = 0  # 1: known (top half), 0: to fill (bottom half)
+    erased = to_data(
+        torch.where(mask.bool(), to_model(x0), torch.full_like(mask, -1.0))
+    )
     inpainting = [
         {"method": "original", **read(classifier, x0, y), "erased_rms": 0.0},
         {
             "method": "erased",
             **read(classifier, erased, y),
-            "erased_rms": rms(erased[:, :, 8:], x0[:, :, 8:]),
+            "erased_rms": rms(erased[:, :, data_half:], x0[:, :, data_half:]),
         },
     ]
     methods = [("naive", 1, 1), *(("repaint", j, r) for j, r in cfg["repaint"])]
     for method, j, r in methods:
         options = dict(prediction_type=prediction_type)
         options["generator"] = torch.Generator().manual_seed(2)
+        known = to_model(x0)
         if method == "naive":
-            done = inpaint(uncond, x0, mask, schedule, steps, **options)
+            done = inpaint(uncond, known, mask, schedule, steps, **options)
         else:
             options.update(jump_length=j, jump_n_sample=r)
-            done = repaint(uncond, x0, mask, schedule, steps, **options)
-        assert torch.equal(done[:, :, :8], x0[:, :, :8]), "known pixels changed"
+            done = repaint(uncond, known, mask, schedule, steps, **options)
+        assert torch.equal(done[:, :, :half], known[:, :, :half]), (
+            "known pixels changed"
+        )
+        done = to_data(done)
         inpainting.append(
             {
                 "method": method,
                 "jump_length": j,
                 "jump_n_sample": r,
                 **read(classifier, done, y),
-                "erased_rms": rms(done[:, :, 8:].clamp(-1, 1), x0[:, :, 8:]),
+                "erased_rms": rms(
+                    done[:, :, data_half:].clamp(-1, 1), x0[:, :, data_half:]
+                ),
             }
         )
         print(f"   inpainting, {method} j={j} r={r}: {inpainting[-1]}", flush=True)
@@ -228,8 +254,8 @@ def _run(cfg: dict) -> dict:
     n, steps = cfg["interpolation_pairs"], cfg["interpolation_steps"]
     g = torch.Generator().manual_seed(3)
     a, b = (
-        torch.randn(n, 1, 16, 16, generator=g),
-        torch.randn(n, 1, 16, 16, generator=g),
+        torch.randn(n, 1, size, size, generator=g),
+        torch.randn(n, 1, size, size, generator=g),
     )
     noises = {
         "endpoints": torch.cat([a, b]),
@@ -238,8 +264,8 @@ def _run(cfg: dict) -> dict:
     }
     interpolation = []
     for name, noise in noises.items():
-        decoded = ddim_sample(
-            uncond, noise, schedule, steps, prediction_type=prediction_type
+        decoded = to_data(
+            ddim_sample(uncond, noise, schedule, steps, prediction_type=prediction_type)
         ).clamp(-1, 1)
         with torch.no_grad():
             confidence = classifier(decoded).softmax(-1).max(-1).values.mean()
@@ -256,10 +282,12 @@ def _run(cfg: dict) -> dict:
     seconds["interpolation"] = round(time.perf_counter() - start, 1)
 
     return {
-        "checkpoint": "checkpoints/digits",
+        "checkpoint": _shown(folder),
         "checkpoint_step": checkpoint.config["step"],
         "settings": {key: value for key, value in cfg.items()},
-        "sqrt_d": 16.0,
+        "image_size": size,
+        "data_size": checkpoint.data_size,
+        "sqrt_d": float(size),
         "torch_threads": torch.get_num_threads(),
         "seconds_per_experiment": seconds,
         "inversion": {"n": cfg["inversion_n"], "rows": inversion},
@@ -352,11 +380,17 @@ def markdown(record: dict) -> str:
             f"| {name} | {row['noise_norm']:.2f} | {row['pixel_std']:.3f} "
             f"| {row['ink']:.1%} | {row['confidence']:.3f} |"
         )
+    side = r.get("image_size", 16)
+    upsampled = (
+        f", then upsampled to {r['data_size']}x{r['data_size']}"
+        if r.get("data_size", side) != side
+        else ""
+    )
     lines += [
         "",
-        f"{itp['pairs']} pairs of 16x16 noises (sqrt(d) = {r['sqrt_d']:g}), decoded by "
-        f"DDIM with {itp['steps']} steps, unconditional; checkpoint step "
-        f"{r['checkpoint_step']}.",
+        f"{itp['pairs']} pairs of {side}x{side} noises (sqrt(d) = {r['sqrt_d']:g}), "
+        f"decoded by DDIM with {itp['steps']} steps, unconditional{upsampled}; "
+        f"checkpoint step {r['checkpoint_step']}.",
     ]
     return "\n".join(lines) + "\n"
 

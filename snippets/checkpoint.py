@@ -94,6 +94,44 @@ class Checkpoint:
     config: dict
     upsample_to: int | None = None
 
+    @property
+    def image_size(self) -> int:
+        """Side length of the images the network itself takes and returns."""
+        return int(self.model.config["sample_size"])
+
+    @property
+    def data_size(self) -> int:
+        """Side length of the images the checkpoint stands for: its samples, its data."""
+        return self.image_size if self.upsample_to is None else self.upsample_to
+
+    def to_model(self, images: torch.Tensor) -> torch.Tensor:
+        """Data-sized images, `(B, C, data_size, data_size)`, as the network takes them.
+
+        For a digits model trained at 8x8 this is `snippets.fast_digits.downsample_digits`
+        (exact on the data); otherwise the images are returned as they are.
+        """
+        from snippets.fast_digits import downsample_digits
+
+        size = self.data_size
+        check.tensor("images", images, shape=(None, None, size, size))
+        if self.upsample_to is None:
+            return images
+        return downsample_digits(images, self.image_size)
+
+    def to_data(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's images, `(B, C, image_size, image_size)`, at the data's size.
+
+        For a digits model trained at 8x8 this is `snippets.fast_digits.upsample_digits`, as
+        `generate` does with its samples; otherwise `x` is returned as it is.
+        """
+        from snippets.fast_digits import upsample_digits
+
+        size = self.image_size
+        check.tensor("x", x, shape=(None, None, size, size))
+        if self.upsample_to is None:
+            return x
+        return upsample_digits(x, self.upsample_to)
+
 
 # --8<-- [start:atomic-save]
 def save_checkpoint(

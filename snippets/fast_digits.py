@@ -11,6 +11,9 @@ the training.
 
 `FAST_DIGITS_CONFIG` is the network, `FAST_DIGITS_RECIPE` the `TrainConfig` settings that differ
 from the defaults, `upsample_digits` the map $U$ and `sample_fast_digits` the sampler wrapper.
+`downsample_digits` is $U$'s least-squares inverse $U^+$: it takes 16x16 images to the 8x8 ones
+the model works on (exactly back for the data, $U^+ U x = x$), for the methods that start from an
+image rather than from noise (inversion, SDEdit, inpainting).
 """
 
 from __future__ import annotations
@@ -64,6 +67,41 @@ def upsample_digits(x: torch.Tensor, image_size: int = 16) -> torch.Tensor:
 
 
 # --8<-- [end:upsample-digits]
+
+
+def _resize_matrix(size_in: int, size_out: int) -> torch.Tensor:
+    """The 1-D bilinear resize of `upsample_digits` as a `(size_out, size_in)` matrix."""
+    eye = torch.eye(size_in, dtype=torch.float64).unsqueeze(1)  # (size_in, 1, size_in)
+    columns = F.interpolate(eye, size=size_out, mode="linear", align_corners=False)
+    return columns.squeeze(1).T  # column j: the resize of the j-th unit vector
+
+
+def downsample_digits(x: torch.Tensor, image_size: int = 8) -> torch.Tensor:
+    r"""The least-squares inverse $U^+$ of `upsample_digits`: 16x16 images to 8x8.
+
+    The bilinear resize is separable, $U = A \otimes A$ with a $16 \times 8$ matrix $A$ of full
+    column rank, so $U^+ = A^+ \otimes A^+$: each image $X$ maps to $A^+ X A^{+\top}$, the 8x8
+    image whose upsampling is closest to $X$. On the data it is exact,
+    `downsample_digits(upsample_digits(x))` equals `x` (up to float round-off) for `x` in
+    $[-1, 1]$; an image off the data's subspace (a sketch, a mask) lands on its projection.
+
+    Args:
+        x: Images, shape `(B, 1, S, S)` with `S >= image_size`, finite.
+        image_size: Side length of the result (the model's, 8 for the digits).
+
+    Returns:
+        Images of shape `(B, 1, image_size, image_size)`, same dtype as `x`.
+    """
+    check.integer("image_size", image_size, ge=1, le=1024)
+    check.tensor("x", x, shape=(None, 1, None, None))
+    size = x.shape[-1]
+    if x.shape[-2] != size or size < image_size:
+        raise ValueError(
+            f"x must be square images at least {image_size}x{image_size}, "
+            f"got shape {tuple(x.shape)}"
+        )
+    pinv = torch.linalg.pinv(_resize_matrix(image_size, size)).to(x)  # (image_size, S)
+    return pinv @ x @ pinv.T
 
 
 def sample_fast_digits(

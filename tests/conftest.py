@@ -19,3 +19,20 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # torch imported by a plugin before this file has read the variable already
 if "torch" in sys.modules:
     sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def fast_digits_checkpoint(tmp_path_factory):
+    """A class-conditional digits checkpoint of the default recipe: trained at 8x8 (2 steps),
+    sampled at 16x16 (`data.upsample_to`), as the shipped model is made, for the consumers'
+    tests at the network's own size."""
+    from snippets.__main__ import main
+
+    out = tmp_path_factory.mktemp("fast-digits") / "run"
+    argv = ["train", "--data", "digits", "--class-conditional", "--steps", "2"]
+    argv += ["--batch-size", "4", "--no-progress", "--no-samples", "--out", str(out)]
+    assert main(argv) == 0
+    return out

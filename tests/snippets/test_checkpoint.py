@@ -505,3 +505,28 @@ def test_shipped_digits_manifest_names_its_files_with_their_hashes():
     }
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
+
+
+def test_a_checkpoint_moves_images_between_the_data_and_the_network_sizes():
+    from snippets.data import load_digits
+    from snippets.fast_digits import FAST_DIGITS_CONFIG
+    from snippets.schedules import NoiseSchedule
+    from snippets.unet import UNet
+
+    schedule = NoiseSchedule.from_name("cosine", 10)
+    small = UNet(**dict(FAST_DIGITS_CONFIG, channels=(32, 32)))
+    fast = ckpt.Checkpoint(small, schedule, "epsilon", None, {}, upsample_to=16)
+    plain = ckpt.Checkpoint(_model(), schedule, "epsilon", None, {})
+    x8, _ = load_digits("test", image_size=8)
+    x16, _ = load_digits("test", image_size=16)
+    assert (fast.image_size, fast.data_size) == (8, 16)
+    assert torch.allclose(fast.to_model(x16), x8, atol=1e-5)
+    assert torch.equal(fast.to_data(x8), x16)
+    size = plain.image_size
+    assert plain.data_size == size
+    x = torch.zeros(2, 1, size, size)
+    assert plain.to_model(x) is x and plain.to_data(x) is x
+    with pytest.raises(ValueError, match="images"):
+        fast.to_model(x8)  # already at the network's size: a mistake, not a no-op
+    with pytest.raises(ValueError, match="x"):
+        fast.to_data(x16)
