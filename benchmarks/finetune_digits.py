@@ -42,6 +42,7 @@ import torch
 
 from snippets.checkpoint import Checkpoint, generate, read_config
 from snippets.data import load_digits
+from snippets.fast_digits import upsample_digits
 from snippets.finetuning import (
     finetune_config,
     init_from_checkpoint,
@@ -86,17 +87,38 @@ def run(fast: bool = False, rows: list[dict] | None = None) -> dict:
 
 
 def _settings(fast: bool) -> dict:
-    if fast:
-        return dict(budgets=(0, 2), batch_size=4, n=16, sampler_steps=2)
-    return dict(
-        budgets=BUDGETS, batch_size=BATCH_SIZE, n=N_SAMPLES, sampler_steps=SAMPLER_STEPS
+    """The budgets and sizes of a run, and the shipped model's image and sample sizes."""
+    shipped = read_config(CHECKPOINT)
+    sizes = dict(
+        image_size=shipped["model"]["sample_size"],
+        upsample_to=shipped.get("data", {}).get("upsample_to"),
     )
+    if fast:
+        return dict(budgets=(0, 2), batch_size=4, n=16, sampler_steps=2, **sizes)
+    return dict(
+        budgets=BUDGETS,
+        batch_size=BATCH_SIZE,
+        n=N_SAMPLES,
+        sampler_steps=SAMPLER_STEPS,
+        **sizes,
+    )
+
+
+def _new_data(split: str, s: dict) -> torch.Tensor:
+    """The thick digits at the data's 16x16: transformed at the model's own size, then
+    upsampled as the data are when the model trains at 8x8."""
+    images = load_transformed_digits(split, TRANSFORM, s["image_size"])[0]
+    if s["upsample_to"] is None:
+        return images
+    return upsample_digits(images, s["upsample_to"])
 
 
 def _score(model, schedule, prediction_type, s, classifier, refs) -> dict:
     """Sample `s["n"]` digits from `model` and score them against both test splits."""
     model.eval()
-    loaded = Checkpoint(model, schedule, prediction_type, 10, {})
+    loaded = Checkpoint(
+        model, schedule, prediction_type, 10, {}, upsample_to=s["upsample_to"]
+    )
     x0 = generate(
         loaded,
         s["n"],
@@ -116,10 +138,10 @@ def _score(model, schedule, prediction_type, s, classifier, refs) -> dict:
 def _run(fast: bool, arms=ARMS, rows: list[dict] | None = None, out=None) -> dict:
     s = _settings(fast)
     classifier = load_classifier()
-    images = load_transformed_digits("train", TRANSFORM)[0]
+    images = _new_data("train", s)
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     pick = pick[: s["n"]]
-    refs = _references()
+    refs = _references(s)
     real_new = digit_metrics(images[pick], classifier, refs["new"])
     floors = {
         "new": real_new["fid"],
@@ -134,6 +156,8 @@ def _run(fast: bool, arms=ARMS, rows: list[dict] | None = None, out=None) -> dic
         "checkpoint": "checkpoints/digits",
         "checkpoint_step": shipped["step"],
         "transform": TRANSFORM,
+        "image_size": s["image_size"],
+        "upsample_to": s["upsample_to"],
         "budgets": sorted({r["steps"] for r in rows}),
         "batch_size": s["batch_size"],
         "warmup_steps": WARMUP_STEPS,
@@ -148,9 +172,9 @@ def _run(fast: bool, arms=ARMS, rows: list[dict] | None = None, out=None) -> dic
     }
 
 
-def _references() -> dict:
+def _references(s: dict) -> dict:
     return {
-        "new": load_transformed_digits("test", TRANSFORM)[0],
+        "new": _new_data("test", s),
         "old": load_digits("test")[0],
     }
 
@@ -168,8 +192,8 @@ def run_arm(arm: str, fast: bool = False, out: Path | None = None) -> list[dict]
     """
     s = _settings(fast)
     classifier = load_classifier()
-    images, labels = load_transformed_digits("train", TRANSFORM)
-    refs = _references()
+    images, labels = load_transformed_digits("train", TRANSFORM, s["image_size"])
+    refs = _references(s)
     shipped = read_config(CHECKPOINT)
     schedule = NoiseSchedule.from_name(**shipped["schedule"])
     rows = []

@@ -79,3 +79,21 @@ def test_both_arms_keep_the_shipped_recipe_but_budget_and_rate():
         assert getattr(config, key) == training[key], key
     assert (config.steps, config.learning_rate, config.batch_size) == (60, 5e-4, 32)
     assert config.lr_schedule == "constant" and config.minutes is None
+
+
+def test_an_8x8_shipped_model_fine_tunes_at_8x8_and_is_scored_at_16x16(
+    fast_digits_checkpoint, monkeypatch
+):
+    from benchmarks import finetune_digits
+
+    monkeypatch.setattr(finetune_digits, "CHECKPOINT", fast_digits_checkpoint)
+    r = finetune_digits.run(fast=True)
+    assert (r["image_size"], r["upsample_to"]) == (8, 16)
+    assert [(row["arm"], row["steps"]) for row in r["rows"]] == [
+        (arm, steps) for arm in ARMS for steps in (0, 2)
+    ]
+    # the fine-tuned arm starts from the checkpoint's weights, the other from random ones:
+    # at 0 steps they are different models
+    start = {row["arm"]: row for row in r["rows"] if row["steps"] == 0}
+    assert all(row["fid_new"] > 0 for row in r["rows"])
+    assert start[ARMS[0]]["fid_old"] != start[ARMS[1]]["fid_old"]

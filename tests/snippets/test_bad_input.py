@@ -2486,6 +2486,11 @@ def _finetuning_cases():
         case("split", lambda: load_transformed_digits("val"), id="ft-split"),
         case("name", lambda: load_transformed_digits("test", "fat"), id="ft-load-name"),
         case(
+            "image_size",
+            lambda: load_transformed_digits("test", "thick", 4),
+            id="ft-load-size",
+        ),
+        case(
             "model",
             lambda: init_from_checkpoint(zero_model, _SHIPPED),
             TypeError,
