@@ -40,10 +40,18 @@ from snippets.sketch import sketch_digits  # noqa: E402
 OUT = ROOT / "docs" / "figures" / "editing"
 
 
+CHECKPOINT = ROOT / "checkpoints" / "digits"
+
+
 @functools.cache
-def _models():
-    """The shipped model, unconditional (null label) and conditioned on given labels."""
-    checkpoint = load_checkpoint(ROOT / "checkpoints" / "digits")
+def _models(folder: Path = CHECKPOINT):
+    """The shipped model, unconditional (null label) and conditioned on given labels.
+
+    The network works at its own size (8x8 for a model trained at the digits' native size):
+    images go in through `checkpoint.to_model` and every digit shown comes out through
+    `checkpoint.to_data`, at 16x16, as `generate` returns samples.
+    """
+    checkpoint = load_checkpoint(folder)
     network, k = checkpoint.model, checkpoint.num_classes
 
     def unconditional(x, t):
@@ -56,7 +64,7 @@ def _models():
 
 
 def grid_figure(rows, row_labels, col_labels=None, title=None, cell=0.62):
-    """A figure builder: one row of digits per entry of `rows` (tensors `(n, 1, 16, 16)`)."""
+    """A figure builder: one row of images per entry of `rows` (tensors `(n, 1, H, W)`)."""
     n_rows, n_cols = len(rows), rows[0].shape[0]
     label_width = 1.9
 
@@ -102,27 +110,33 @@ def grid_figure(rows, row_labels, col_labels=None, title=None, cell=0.62):
     return draw
 
 
-def fig_inversion(out, fast):
+def fig_inversion(out, fast, folder=CHECKPOINT):
     """Held-out digits, inverted by DDIM to x_T and sampled back, at a few numbers of steps."""
-    checkpoint, _, conditional = _models()
+    checkpoint, _, conditional = _models(folder)
     images, labels = load_digits("test")
     n = 4 if fast else 8
     x0, y = images[:n], labels[:n]
+    x0_model = checkpoint.to_model(x0)
     steps_list = [2, 3] if fast else [2, 10, 50]
     kw = dict(prediction_type=checkpoint.prediction_type)
-    x_T = ddim_invert(conditional(y), x0, checkpoint.schedule, steps_list[-1], **kw)
-    rows = [x0, x_T / 3]  # x_T has std about 1: divided by 3 to fit [-1, 1]
+    x_T = ddim_invert(
+        conditional(y), x0_model, checkpoint.schedule, steps_list[-1], **kw
+    )
+    # x_T has std about 1: divided by 3 to fit [-1, 1]; shown at the network's size
+    rows = [x0, x_T / 3]
     names = ["held-out digits", f"x_T / 3 ({steps_list[-1]} steps)"]
     for steps in steps_list:
-        _, back = ddim_round_trip(conditional(y), x0, checkpoint.schedule, steps, **kw)
-        rows.append(back)
+        _, back = ddim_round_trip(
+            conditional(y), x0_model, checkpoint.schedule, steps, **kw
+        )
+        rows.append(checkpoint.to_data(back))
         names.append(f"back, {steps} steps")
     return save_figure(grid_figure(rows, names), out / "inversion.png")
 
 
-def fig_sdedit(out, fast):
+def fig_sdedit(out, fast, folder=CHECKPOINT):
     """Jittered sketches of digits edited by SDEdit at increasing strength (unconditional)."""
-    checkpoint, unconditional, _ = _models()
+    checkpoint, unconditional, _ = _models(folder)
     digits = torch.tensor([2, 3, 4] if fast else [0, 2, 3, 4, 5, 7])
     sketches = sketch_digits(
         digits, jitter=1.0, generator=torch.Generator().manual_seed(0)
@@ -130,18 +144,18 @@ def fig_sdedit(out, fast):
     strengths = [0.0, 0.5, 1.0] if fast else [0.0, 0.25, 0.5, 0.75, 1.0]
     columns = []
     for strength in strengths:
-        columns.append(
-            sdedit(
-                unconditional,
-                sketches,
-                checkpoint.schedule,
-                strength,
-                4 if fast else 25,
-                sampler="ddpm",
-                prediction_type=checkpoint.prediction_type,
-                generator=torch.Generator().manual_seed(1),
-            )
+        edited = sdedit(
+            unconditional,
+            checkpoint.to_model(sketches),
+            checkpoint.schedule,
+            strength,
+            4 if fast else 25,
+            sampler="ddpm",
+            prediction_type=checkpoint.prediction_type,
+            generator=torch.Generator().manual_seed(1),
         )
+        columns.append(checkpoint.to_data(edited))
+    columns[0] = sketches  # strength 0 returns its input: show the sketch as drawn
     # rows = sketches, columns = strengths
     rows = [torch.stack([c[i] for c in columns]) for i in range(len(digits))]
     labels = [f"sketch of {d}" for d in digits.tolist()]
@@ -151,19 +165,21 @@ def fig_sdedit(out, fast):
     return save_figure(draw, out / "sdedit.png")
 
 
-def fig_inpainting(out, fast):
+def fig_inpainting(out, fast, folder=CHECKPOINT):
     """Held-out digits with the bottom half erased, completed by the naive loop and RePaint."""
-    checkpoint, unconditional, _ = _models()
+    checkpoint, unconditional, _ = _models(folder)
     images, _ = load_digits("test")
     n = 4 if fast else 8
     x0 = images[:n]
-    mask = torch.ones(n, 1, 16, 16)
-    mask[:, :, 8:] = 0
+    known = checkpoint.to_model(x0)
+    size = checkpoint.image_size
+    mask = torch.ones(n, 1, size, size)
+    mask[:, :, size // 2 :] = 0
     steps = 4 if fast else 25
     kw = dict(prediction_type=checkpoint.prediction_type)
     naive = inpaint(
         unconditional,
-        x0,
+        known,
         mask,
         checkpoint.schedule,
         steps,
@@ -173,7 +189,7 @@ def fig_inpainting(out, fast):
     j, r = (2, 2) if fast else (5, 5)
     resampled = repaint(
         unconditional,
-        x0,
+        known,
         mask,
         checkpoint.schedule,
         steps,
@@ -182,8 +198,8 @@ def fig_inpainting(out, fast):
         generator=torch.Generator().manual_seed(2),
         **kw,
     )
-    erased = torch.where(mask.bool(), x0, torch.zeros_like(x0))  # erased: mid-grey
-    rows = [x0, erased, naive, resampled]
+    erased = torch.where(mask.bool(), known, torch.zeros_like(known))  # mid-grey
+    rows = [x0, *map(checkpoint.to_data, (erased, naive, resampled))]
     names = [
         "held-out digits",
         "bottom half erased",
@@ -193,27 +209,27 @@ def fig_inpainting(out, fast):
     return save_figure(grid_figure(rows, names), out / "inpainting.png")
 
 
-def fig_interpolation(out, fast):
+def fig_interpolation(out, fast, folder=CHECKPOINT):
     """Two noises and the digits DDIM makes of their lerp and slerp interpolants."""
-    checkpoint, unconditional, _ = _models()
+    checkpoint, unconditional, _ = _models(folder)
     g = torch.Generator().manual_seed(5)
+    size = checkpoint.image_size
     a, b = (
-        torch.randn(1, 1, 16, 16, generator=g),
-        torch.randn(1, 1, 16, 16, generator=g),
+        torch.randn(1, 1, size, size, generator=g),
+        torch.randn(1, 1, size, size, generator=g),
     )
     alphas = [0.0, 0.5, 1.0] if fast else [i / 8 for i in range(9)]
     rows, names = [], []
     for name, f in (("lerp", lerp), ("slerp", slerp)):
         noises = torch.cat([f(a, b, alpha) for alpha in alphas])
-        rows.append(
-            ddim_sample(
-                unconditional,
-                noises,
-                checkpoint.schedule,
-                3 if fast else 20,
-                prediction_type=checkpoint.prediction_type,
-            )
+        decoded = ddim_sample(
+            unconditional,
+            noises,
+            checkpoint.schedule,
+            3 if fast else 20,
+            prediction_type=checkpoint.prediction_type,
         )
+        rows.append(checkpoint.to_data(decoded))
         names.append(name)
     cols = [f"{alpha:g}" for alpha in alphas]
     return save_figure(grid_figure(rows, names, cols), out / "interpolation.png")
@@ -232,13 +248,16 @@ def main(argv=None):
     parser.add_argument("names", nargs="*", help="figures to make (prefixes)")
     parser.add_argument("--fast", action="store_true", help="tiny settings")
     parser.add_argument("--out", type=Path, default=OUT, help="output folder")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=CHECKPOINT, help="digits checkpoint folder"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     for name, make in FIGURES.items():
         if args.names and not any(name.startswith(p) for p in args.names):
             continue
         start = time.time()
-        for path in make(args.out, args.fast):
+        for path in make(args.out, args.fast, args.checkpoint):
             print(f"wrote {path}")
         print(f"  {name}: {time.time() - start:.0f} s")
 
