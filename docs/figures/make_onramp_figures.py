@@ -46,7 +46,7 @@ DDIM_STEPS = 10
 
 
 def strip(rows: list[list[torch.Tensor]], titles: list[str], row_labels: list[str]):
-    """A grid of 16x16 images in [-1, 1], one title per column and one label per row."""
+    """A grid of square images in [-1, 1], one title per column and one label per row."""
     n_rows, n_cols = len(rows), len(rows[0])
     width = DISPLAY_WIDTH_PX / 100  # inches at 100 "CSS" dpi; saved at DPI
     label_room = 0.9 if any(row_labels) else 0.0
@@ -102,9 +102,14 @@ def save(fig, path: Path) -> Path:
 
 
 def noising(checkpoint, out: Path) -> Path:
-    """A test-set digit at growing timesteps of the model's own (cosine) schedule."""
+    """A test-set digit at growing timesteps of the model's own (cosine) schedule.
+
+    Shown at the size the model works at (the digits' native 8x8 for a model trained there),
+    as the forward process noises it.
+    """
     images, labels = load_digits("test")
-    x0 = images[(labels == DIGIT).nonzero()[0]]  # the first test digit of class DIGIT
+    # the first test digit of class DIGIT, at the network's size
+    x0 = checkpoint.to_model(images[(labels == DIGIT).nonzero()[0]])
     t = torch.tensor(NOISE_TIMESTEPS)
     noise = torch.randn(
         (len(t), *x0.shape[1:]), generator=torch.Generator().manual_seed(0)
@@ -119,7 +124,8 @@ def noising(checkpoint, out: Path) -> Path:
 @torch.no_grad()
 def denoising(checkpoint, out: Path) -> Path:
     """Noise to a digit with DDIM: x_t after each step, and the model's x_0 guess underneath."""
-    x_T = torch.randn((1, 1, 16, 16), generator=torch.Generator().manual_seed(0))
+    size = checkpoint.image_size  # every image at the network's size, as it denoises
+    x_T = torch.randn((1, 1, size, size), generator=torch.Generator().manual_seed(0))
     model = cfg_model(
         checkpoint.model,
         torch.tensor([DIGIT]),
@@ -149,10 +155,16 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument(
         "--out", type=Path, default=OUT, help="folder for the PNGs (created)"
     )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=CHECKPOINT,
+        help="digits checkpoint folder (default: the shipped model)",
+    )
     args = parser.parse_args(argv)
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out must be a folder, got the file {args.out}")
-    checkpoint = load_checkpoint(CHECKPOINT)
+    checkpoint = load_checkpoint(args.checkpoint)
     return [noising(checkpoint, args.out), denoising(checkpoint, args.out)]
 
 

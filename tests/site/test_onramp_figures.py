@@ -63,3 +63,21 @@ def test_script_rejects_an_out_path_that_is_a_file(tmp_path):
         timeout=120,
     )
     assert proc.returncode != 0 and "--out" in proc.stderr
+
+
+def test_an_8x8_model_gives_the_same_figures_at_its_own_size(
+    tmp_path, fast_digits_checkpoint
+):
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path)]
+        + ["--checkpoint", str(fast_digits_checkpoint)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in shown_figures():
+        committed = Image.open(REPO / "docs" / "figures" / "onramp" / name)
+        assert Image.open(tmp_path / name).size == committed.size, name
