@@ -15,6 +15,12 @@ JavaScript only loops over the steps, draws the noise and paints the pixels.
 ```bash
 python -m snippets.onnx_export --checkpoint checkpoints/digits --out docs/playground/models
 ```
+
+The graphs run at the network's own resolution. A digits model trained at the native 8x8 whose
+samples are upsampled (`data.upsample_to` in `config.json`, as `snippets.checkpoint.generate`
+does with `snippets.fast_digits.upsample_digits`) gives 8x8 graphs; `steps.json` records the
+model's shape and the side to display (`"upsample_to": 16`, `null` for a model drawn as it
+samples), and the page upsamples every picture exactly as `upsample_digits` does.
 """
 
 from __future__ import annotations
@@ -198,11 +204,23 @@ def _number(value) -> float | int | str:
     return value
 
 
-def example_inputs(sampler: str, batch: int = 2) -> tuple[torch.Tensor, ...]:
-    """Tensors of the right dtypes and shapes to trace `SamplerStep(sampler)` with."""
+def example_inputs(
+    sampler: str, batch: int = 2, shape: tuple[int, int, int] = (1, 16, 16)
+) -> tuple[torch.Tensor, ...]:
+    """Tensors of the right dtypes and shapes to trace `SamplerStep(sampler)` with.
+
+    Args:
+        sampler: One of `BROWSER_SAMPLERS`.
+        batch: Batch size of the image tensors.
+        shape: The network's image shape `(C, H, W)`: `(1, 8, 8)` for a digits model whose
+            samples are upsampled, since the graph runs at the model's own resolution.
+    """
     check.one_of("sampler", sampler, BROWSER_SAMPLERS)
     check.integer("batch", batch, ge=1)
-    x = torch.randn(batch, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    shape = check.integers("shape", shape, ge=1)
+    if len(shape) != 3:
+        raise ValueError(f"shape must be (C, H, W), got {tuple(shape)}")
+    x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(0))
     scalar = {
         "t": torch.tensor(500.5 if sampler == "euler" else 500),
         "t_prev": torch.tensor(480),
@@ -232,8 +250,10 @@ def example_inputs(sampler: str, batch: int = 2) -> tuple[torch.Tensor, ...]:
 
 
 # --8<-- [start:export]
-def export_step(step: SamplerStep, path: str | Path) -> None:
-    """Trace `step` and write it as an ONNX graph with a free batch size."""
+def export_step(
+    step: SamplerStep, path: str | Path, shape: tuple[int, int, int] = (1, 16, 16)
+) -> None:
+    """Trace `step` on images of `shape` `(C, H, W)`; write an ONNX graph, free batch size."""
     check.instance("step", step, SamplerStep)
     names = ["x", *STEP_INPUTS[step.sampler], "class_labels", "guidance_scale"]
     batched = {name: {0: "batch"} for name in ("x", "noise", "x0_prev", "class_labels")}
@@ -241,7 +261,7 @@ def export_step(step: SamplerStep, path: str | Path) -> None:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             step.eval(),
-            example_inputs(step.sampler),
+            example_inputs(step.sampler, shape=shape),
             str(path),
             dynamo=False,
             opset_version=OPSET,
@@ -258,32 +278,38 @@ def export_step(step: SamplerStep, path: str | Path) -> None:
 def export(checkpoint: str | Path, out: str | Path) -> dict:
     """Write `<sampler>.onnx` for every browser sampler and `steps.json` into `out`.
 
+    The graphs take and return images at the network's resolution, `shape` in the manifest.
+    For a checkpoint whose samples are upsampled (`data.upsample_to`: an 8x8 digits model) that
+    is 8x8, and the manifest's `upsample_to` (16) tells the page to upsample what it paints as
+    `snippets.fast_digits.upsample_digits` does; it is `null` for a model drawn as it samples.
+
     Args:
         checkpoint: A class-conditional checkpoint folder (`checkpoints/digits`).
         out: The folder to write (created).
 
     Returns:
         The manifest written to `steps.json`.
+
+    Raises:
+        ValueError: If the checkpoint is unconditional, or its files are bad (as
+            `snippets.checkpoint.load_checkpoint` says).
     """
     from snippets.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     if ckpt.num_classes is None:
         raise ValueError(f"checkpoint {checkpoint} is unconditional; need class labels")
-    if ckpt.upsample_to is not None:
-        raise ValueError(
-            f"checkpoint {checkpoint} is an 8x8 model whose samples are upsampled to "
-            f"{ckpt.upsample_to}x{ckpt.upsample_to} (data.upsample_to); the playground "
-            "draws the model's own resolution: export a 16x16 checkpoint "
-            "(train --preset digits)"
-        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = ckpt.model.config
+    # the network's own resolution: what the graphs take and return
+    shape = (cfg["out_channels"], cfg["sample_size"], cfg["sample_size"])
     manifest = {
         "checkpoint": str(checkpoint),
         "num_classes": ckpt.num_classes,
-        "shape": [cfg["out_channels"], cfg["sample_size"], cfg["sample_size"]],
+        "shape": list(shape),
+        # the side the page paints at: upsample_digits' output (None: the model's own)
+        "upsample_to": ckpt.upsample_to,
         "prediction_type": ckpt.prediction_type,
         "inputs": {s: list(STEP_INPUTS[s]) for s in BROWSER_SAMPLERS},
         "graphs": {},
@@ -298,7 +324,7 @@ def export(checkpoint: str | Path, out: str | Path) -> dict:
             ckpt.prediction_type,
             ckpt.num_classes,
         )
-        export_step(step, out / name)
+        export_step(step, out / name, shape=shape)
         data = (out / name).read_bytes()
         manifest["graphs"][sampler] = {
             "file": name,

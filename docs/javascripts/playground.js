@@ -1,9 +1,54 @@
 // The sampler playground: runs the samplers' step graphs (exported from snippets/ by
 // snippets/onnx_export.py) with ONNX Runtime Web. This file only loops over the steps of the
-// table in steps.json, draws Gaussian noise and paints pixels; every formula is in the graphs.
+// table in steps.json, draws Gaussian noise and paints pixels; every formula of a sampler is in
+// the graphs. A model trained at 8x8 (steps.json's upsample_to) is painted upsampled, as its
+// Python samples are.
 // ONNX Runtime and the graph load when the reader presses Run, from the site itself.
 (function () {
   "use strict";
+  // -- pictures: what is painted for the model's images ------------------------------------
+  // snippets.fast_digits.upsample_digits: clamp to [-1, 1], then bilinear with
+  // align_corners=False (PyTorch's half-pixel centres): output pixel d of m reads the input of
+  // n pixels at s = (d + 0.5) * n / m - 0.5, clamped to [0, n - 1]. `data` holds B images of
+  // n x n, one after the other; the result B images of m x m.
+  function upsample(data, B, n, m) {
+    const taps = []; // per output row or column: the two input ones and their weights
+    for (let d = 0; d < m; d++) {
+      const s = Math.min(Math.max((d + 0.5) * (n / m) - 0.5, 0), n - 1);
+      const i0 = Math.floor(s), w1 = s - i0;
+      taps.push([i0, Math.min(i0 + 1, n - 1), 1 - w1, w1]);
+    }
+    const clamp = (v) => Math.max(-1, Math.min(1, v));
+    const out = new Float32Array(B * m * m);
+    for (let b = 0; b < B; b++) {
+      const at = (y, x) => clamp(data[b * n * n + y * n + x]);
+      for (let y = 0; y < m; y++) {
+        const [y0, y1, hy0, hy1] = taps[y];
+        for (let x = 0; x < m; x++) {
+          const [x0, x1, wx0, wx1] = taps[x];
+          const top = wx0 * at(y0, x0) + wx1 * at(y0, x1);
+          const bottom = wx0 * at(y1, x0) + wx1 * at(y1, x1);
+          out[b * m * m + y * m + x] = hy0 * top + hy1 * bottom;
+        }
+      }
+    }
+    return out;
+  }
+  // The images to paint and their side, for the manifest `m`: the model's own (`m.shape`)
+  // when `m.upsample_to` is null or absent, else upsampled to it as the Python samples are
+  // (`snippets.checkpoint.generate`). x_t, x0_hat and the samples all go through here, so an 8x8
+  // model's x_t (8x8 noise) is upsampled too and the three pictures have the same size.
+  function picture(data, B, m) {
+    const side = m.shape[m.shape.length - 1];
+    if (!m.upsample_to) return { data: data, side: side };
+    return { data: upsample(data, B, side, m.upsample_to), side: m.upsample_to };
+  }
+  // for tests: the pure functions, also on a page without the playground
+  window.feastPlayground = Object.assign(window.feastPlayground || {}, {
+    upsample: upsample,
+    picture: picture,
+  });
+
   const root = document.querySelector("[data-playground]");
   if (!root || root.dataset.ready) return;
   root.dataset.ready = "1";
@@ -123,7 +168,8 @@
   }
 
   // -- painting ----------------------------------------------------------------------------
-  function paint(canvas, data, B, side) {
+  function paint(canvas, images, B, m) {
+    const { data, side } = picture(images, B, m);
     const cols = Math.ceil(Math.sqrt(B)), rows = Math.ceil(B / cols);
     canvas.width = cols * side;
     canvas.height = rows * side;
@@ -157,8 +203,8 @@
     if (!last) return;
     const k = Number(scrub.value);
     const frame = last.frames[k - 1];
-    paint(show.xt, frame.x, last.B, 16);
-    paint(show.x0, frame.x0, last.B, 16);
+    paint(show.xt, frame.x, last.B, last.m);
+    paint(show.x0, frame.x0, last.B, last.m);
     stepLabel.textContent = `step ${k} of ${last.frames.length}`;
   }
   function syncEta() {
@@ -188,8 +234,8 @@
         return new Promise((r) => setTimeout(r, 0)); // let the page repaint
       });
       const seconds = (performance.now() - start) / 1000;
-      last = result;
-      paint(show.samples, result.x, result.B, 16);
+      last = { ...result, m: await manifest() };
+      paint(show.samples, result.x, result.B, last.m);
       scrub.max = String(result.frames.length);
       scrub.value = String(result.frames.length);
       scrub.disabled = false;
@@ -202,5 +248,5 @@
     }
   });
   // for tests and benchmarks: the same loop, given inputs
-  window.feastPlayground = { sample: sample, runtime: runtime, manifest: manifest };
+  Object.assign(window.feastPlayground, { sample: sample, runtime: runtime, manifest: manifest });
 })();

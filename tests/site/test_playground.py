@@ -3,7 +3,8 @@
 For a fixed $x_T$ and fixed per-step noise, the page's loop over the exported step graphs
 (ONNX Runtime Web, WebAssembly) gives the same samples and the same $\\hat x_0$ at every step as
 `snippets.sampling` and friends, within 1e-4, for DDPM, DDIM (with eta > 0), Euler and
-DPM-Solver++(2M). The runtime and the graphs load only when the reader presses Run.
+DPM-Solver++(2M). The runtime and the graphs load only when the reader presses Run. What it paints
+for a model trained at 8x8 is upsampled as `snippets.fast_digits.upsample_digits` does.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from siteaudit import REPO
 from test_site_browser import browser, open_page  # noqa: F401  (fixture)
 
 from snippets.checkpoint import load_checkpoint
 from snippets.dpm_solver import dpm_solver_pp_2m_sample_progressive
+from snippets.fast_digits import upsample_digits
 from snippets.guidance import cfg_model
 from snippets.karras import euler_sample_progressive
 from snippets.onnx_export import BROWSER_SAMPLERS, step_schedule
@@ -42,10 +45,16 @@ def digits():
     return load_checkpoint("checkpoints/digits")
 
 
+def model_shape(digits) -> tuple[int, int, int]:
+    """The network's own image shape: what the graphs take (8x8 for an upsampled model)."""
+    size = digits.image_size
+    return (digits.model.config["out_channels"], size, size)
+
+
 def python_reference(digits, sampler: str) -> dict:
     """x_T, the per-step noise and the Python sampler's x_0 and x0_hat at every step."""
     x_T = torch.randn(
-        len(LABELS), 1, 16, 16, generator=torch.Generator().manual_seed(1)
+        len(LABELS), *model_shape(digits), generator=torch.Generator().manual_seed(1)
     )
     table = step_schedule(sampler, digits.schedule, STEPS)
     # the noise the Python sampler draws, in its order: replayed by the same generator
@@ -137,17 +146,52 @@ def test_playground_samples_equal_the_python_samplers(
             ],
         },
     )
-    x = np.array(result["x"], dtype=np.float32).reshape(B, 1, 16, 16)
+    shape = (B, *model_shape(digits))
+    x = np.array(result["x"], dtype=np.float32).reshape(shape)
     err = np.abs(x - reference["x"]).max()
     assert err <= TOLERANCE, f"{sampler}: samples differ by {err:.2e}"
     for i, (ours, theirs) in enumerate(zip(result["x0"], reference["x0"])):
-        step_err = np.abs(
-            np.array(ours, np.float32).reshape(B, 1, 16, 16) - theirs
-        ).max()
+        step_err = np.abs(np.array(ours, np.float32).reshape(shape) - theirs).max()
         assert step_err <= TOLERANCE, (
             f"{sampler} step {i}: x0_hat differs by {step_err:.2e}"
         )
     assert browser.monitor.problems() == {}
+    page.close()
+
+
+PICTURE_JS = """([data, B, m]) => {
+    const p = window.feastPlayground.picture(Float32Array.from(data), B, m);
+    return {data: Array.from(p.data), side: p.side};
+}"""
+
+
+def test_painted_pictures_of_an_8x8_model_are_upsampled_as_upsample_digits_does(
+    browser,  # noqa: F811
+):
+    # the page's script on a blank page: its pure functions need no site, graph or runtime
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.set_content("<!doctype html><title>playground.js</title>")
+    page.add_script_tag(path=str(REPO / "docs" / "javascripts" / "playground.js"))
+    B = 3
+    # beyond [-1, 1] too (x_t is noise, Euler's x_T is scaled by sigma_max): clamped first
+    x = 1.5 * torch.randn(B, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    x[0, 0, 0, :] = torch.tensor([-5.0, 5.0] * 4)
+    upsampled = {"shape": [1, 8, 8], "upsample_to": 16}
+    got = page.evaluate(PICTURE_JS, [x.flatten().tolist(), B, upsampled])
+    assert got["side"] == 16
+    ours = np.array(got["data"], np.float32).reshape(B, 1, 16, 16)
+    np.testing.assert_allclose(ours, upsample_digits(x).numpy(), rtol=0, atol=1e-6)
+    # a plain manifest (null or no upsample_to) paints the model's own images unchanged
+    y = torch.randn(B, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    for plain in ({"shape": [1, 16, 16], "upsample_to": None}, {"shape": [1, 16, 16]}):
+        got = page.evaluate(PICTURE_JS, [y.flatten().tolist(), B, plain])
+        assert got["side"] == 16
+        np.testing.assert_array_equal(
+            np.array(got["data"], np.float32), y.flatten().numpy()
+        )
+    assert errors == []
     page.close()
 
 
