@@ -11,10 +11,12 @@ every sampling step:
   (`cg_model`, which wraps a network so that every sampler of `snippets.sampling` uses it).
 
 The classifier must be *noise-aware*: it sees $x_t$ and $t$, as the diffusion model does.
-`NoisyDigitClassifier` is such a classifier for the 16x16 digits, trained in a minute on a CPU by
-`train_noisy_classifier` on `q_sample`-noised digits; `load_noisy_classifier` loads the shipped one
-(`checkpoints/noisy_digit_classifier/`). `TimeBlind` wraps a clean-image classifier (such as
-`snippets.metrics.DigitClassifier`) in the same interface, to show why it is the wrong tool.
+`NoisyDigitClassifier` is such a classifier for the digits, at 16x16 or at their native 8x8 (its
+`image_size`, which must be the diffusion model's: its gradient is added to $x_t$), trained in a
+minute on a CPU by `train_noisy_classifier` on `q_sample`-noised digits; `load_noisy_classifier`
+loads the shipped one (16x16, `checkpoints/noisy_digit_classifier/`). `TimeBlind` wraps a
+clean-image classifier (such as `snippets.metrics.DigitClassifier`) in the same interface, to
+show why it is the wrong tool.
 """
 
 from __future__ import annotations
@@ -57,32 +59,47 @@ class NoisyDigitClassifier(nn.Module):
         num_classes: Number of classes $K$.
         num_train_timesteps: $T$ of the diffusion schedule it is trained on.
         width: Channels of the first conv block (the second has twice as many).
+        image_size: Side $S$ of the images it reads, the diffusion model's: 16 for the
+            16x16 digits, 8 for their native 8x8 (any multiple of 4, for two 2x2 poolings).
     """
 
     def __init__(
-        self, num_classes: int = 10, num_train_timesteps: int = 1000, width: int = 32
+        self,
+        num_classes: int = 10,
+        num_train_timesteps: int = 1000,
+        width: int = 32,
+        image_size: int = 16,
     ):
         super().__init__()
         check.integer("num_classes", num_classes, ge=2)
         check.integer("num_train_timesteps", num_train_timesteps, ge=1)
         check.integer("width", width, ge=1)
+        check.integer("image_size", image_size, ge=4)
+        if image_size % 4:
+            raise ValueError(
+                f"image_size must be a multiple of 4 (two 2x2 poolings), "
+                f"got {image_size}"
+            )
         self.num_classes, self.num_train_timesteps = num_classes, num_train_timesteps
+        self.image_size = image_size
         self.config = dict(
             num_classes=num_classes,
             num_train_timesteps=num_train_timesteps,
             width=width,
+            image_size=image_size,
         )
         self.time_embedding = TimeEmbedding(width, 4 * width)
-        self.conv1 = nn.Conv2d(1, width, 3, padding=1)  # 16x16 -> pool -> 8x8
+        self.conv1 = nn.Conv2d(1, width, 3, padding=1)  # S x S -> pool -> S/2 x S/2
         self.time1 = nn.Linear(4 * width, width)
-        self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1)  # 8x8 -> pool -> 4x4
+        self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1)  # -> pool -> S/4 x S/4
         self.time2 = nn.Linear(4 * width, 2 * width)
-        self.fc = nn.Linear(2 * width * 4 * 4, 64)
+        self.fc = nn.Linear(2 * width * (image_size // 4) ** 2, 64)
         self.head = nn.Linear(64, num_classes)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Class logits, shape `(B, K)`, of `x_t` `(B, 1, 16, 16)` at timesteps `t` `(B,)`."""
-        check.tensor("x", x, shape=(None, 1, 16, 16))
+        """Class logits `(B, K)` of `x_t` `(B, 1, S, S)` (`S = image_size`) at `t` `(B,)`."""
+        s = self.image_size
+        check.tensor("x", x, shape=(None, 1, s, s))
         t = check.tensor("t", torch.as_tensor(t, device=x.device), dtype="real")
         t = t.expand(x.shape[0]) if t.ndim == 0 else t
         if t.shape != (x.shape[0],):
@@ -128,12 +145,14 @@ def train_noisy_classifier(
     learning_rate: float = 1e-3,
     seed: int = 0,
     progress: bool = True,
+    image_size: int = 16,
 ) -> NoisyDigitClassifier:
     r"""Train $p_\phi(y \mid x_t, t)$ on noised train digits (Dhariwal & Nichol 2021, Sec. 4).
 
     Each step draws digits $x_0$ with labels $y$, timesteps $t \sim \mathcal{U}\{0, T-1\}$ and
     noise, makes $x_t$ with `q_sample` (Ho et al. 2020, Eq. 4), and minimises the cross-entropy
     $-\log p_\phi(y \mid x_t, t)$ with Adam. Single-threaded and seeded: deterministic on a machine.
+    The digits are `snippets.data.load_digits`'s at `image_size`, the diffusion model's.
 
     Args:
         schedule: The diffusion model's noise schedule (the classifier must see the same $x_t$).
@@ -142,6 +161,8 @@ def train_noisy_classifier(
         learning_rate: Adam's step size.
         seed: Seed of the initialisation, the batches, the timesteps and the noise.
         progress: Show a tqdm progress bar.
+        image_size: Side of the digits, the diffusion model's `sample_size`: 16, or 8 for a
+            model of the native 8x8 digits (its samples upsampled to 16x16 afterwards).
 
     Returns:
         The trained classifier in eval mode.
@@ -156,7 +177,8 @@ def train_noisy_classifier(
     check.real("learning_rate", learning_rate, gt=0)
     check.integer("seed", seed, ge=0)
     check.boolean("progress", progress)
-    x, y = load_digits("train")
+    check.integer("image_size", image_size, ge=4)
+    x, y = load_digits("train", image_size=image_size)
     T = schedule.num_train_timesteps
     generator = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads()
@@ -164,7 +186,7 @@ def train_noisy_classifier(
     try:
         with torch.random.fork_rng(), torch.enable_grad():
             torch.manual_seed(seed)
-            model = NoisyDigitClassifier(10, T)
+            model = NoisyDigitClassifier(10, T, image_size=image_size)
             optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
             bar = tqdm(range(steps), desc="noisy classifier", disable=not progress)
             for _ in bar:
@@ -217,12 +239,19 @@ def save_noisy_classifier(
     return commit_files(directory, files, int(training.get("steps", 0)))
 
 
-def load_noisy_classifier(directory: str | Path | None = None) -> NoisyDigitClassifier:
+def load_noisy_classifier(
+    directory: str | Path | None = None, image_size: int | None = None
+) -> NoisyDigitClassifier:
     """Load a saved `NoisyDigitClassifier` (default: the shipped one), checking its hashes.
+
+    The saved config restores the classifier's `image_size`; one saved before that field
+    existed (the shipped one) reads 16x16 digits.
 
     Args:
         directory: Folder written by `save_noisy_classifier`
-            (default `checkpoints/noisy_digit_classifier/`).
+            (default `checkpoints/noisy_digit_classifier/`, a 16x16 classifier).
+        image_size: If given, the size the caller needs (its diffusion model's
+            `sample_size`); a classifier saved at another size is refused.
 
     Returns:
         The classifier in eval mode.
@@ -231,10 +260,19 @@ def load_noisy_classifier(directory: str | Path | None = None) -> NoisyDigitClas
 
     if directory is not None:
         check.instance("directory", directory, (str, Path))
+    if image_size is not None:
+        check.integer("image_size", image_size, ge=1)
     directory = Path(directory or NOISY_CLASSIFIER_DIR)
     data = _read_files(directory, [CONFIG_FILE, WEIGHTS_FILE])
-    config = json.loads(data[CONFIG_FILE])
-    model = NoisyDigitClassifier(**config["model"])
+    config = json.loads(data[CONFIG_FILE])["model"]
+    saved_size = config.setdefault("image_size", 16)  # saved before the field: 16x16
+    if image_size is not None and image_size != saved_size:
+        raise ValueError(
+            f"image_size={image_size} was asked but {directory} holds a classifier of "
+            f"{saved_size}x{saved_size} digits: train one at {image_size}x{image_size} "
+            f"with python -m snippets.classifier_guidance --image-size {image_size}"
+        )
+    model = NoisyDigitClassifier(**config)
     path = directory / WEIGHTS_FILE
     tensors = load_tensors(path, data=data[WEIGHTS_FILE])
     load_state_dict_strict(model, tensors, path)
@@ -254,7 +292,8 @@ def classifier_log_prob_grad(
     every image its own gradient in one backward pass.
 
     Args:
-        classifier: `classifier(x_t, t) -> logits` of shape `(B, K)`.
+        classifier: `classifier(x_t, t) -> logits` of shape `(B, K)`; if it has an
+            `image_size` (as `NoisyDigitClassifier`), it must be `x_t`'s `H = W`.
         x_t: Noisy images, shape `(B, C, H, W)`.
         t: Integer timesteps, shape `(B,)`.
         class_labels: Target classes $y$, shape `(B,)`, in `[0, K)`.
@@ -264,6 +303,7 @@ def classifier_log_prob_grad(
     """
     check.instance("classifier", classifier, Callable)
     check.tensor("x_t", x_t)
+    _check_classifier_size(classifier, x_t, "x_t")
     _check_labels(class_labels, x_t.shape[0], getattr(classifier, "num_classes", None))
     with torch.enable_grad():
         x = x_t.detach().requires_grad_(True)
@@ -304,7 +344,8 @@ def cg_model(
     Args:
         model: `model(x_t, t) -> prediction`, e.g. `lambda x, t: unet(x, t, class_labels=null_labels)`
             for the unconditional branch of a class-conditional network.
-        classifier: `classifier(x_t, t) -> logits (B, K)`, e.g. `NoisyDigitClassifier`.
+        classifier: `classifier(x_t, t) -> logits (B, K)`, e.g. `NoisyDigitClassifier`
+            at the model's `sample_size` (checked against `x_t` at every call).
         class_labels: Target classes $y$, shape `(B,)`, in `[0, K)`.
         classifier_scale: $s \ge 0$ (the paper's "gradient scale").
         alpha_bar: $\bar\alpha$ of the diffusion schedule, shape `(T,)`.
@@ -375,7 +416,8 @@ def cg_ddpm_sample_progressive(
 
     Args:
         model: `model(x_t, t) -> prediction`.
-        classifier: `classifier(x_t, t) -> logits (B, K)`.
+        classifier: `classifier(x_t, t) -> logits (B, K)`; its `image_size`, if it has
+            one, must be `x_T`'s.
         class_labels: Target classes $y$, shape `(B,)`, in `[0, K)`.
         x_T: Starting noise, shape `(B, C, H, W)`.
         schedule: The training noise schedule.
@@ -390,6 +432,7 @@ def cg_ddpm_sample_progressive(
     """
     check_sampler_args(model, x_T, schedule, prediction_type, generator)
     check.instance("classifier", classifier, Callable)
+    _check_classifier_size(classifier, x_T, "x_T")
     _check_labels(class_labels, x_T.shape[0], getattr(classifier, "num_classes", None))
     check.real("classifier_scale", classifier_scale, ge=0)
     check.boolean("clip_sample", clip_sample)
@@ -431,6 +474,17 @@ def cg_ddpm_sample(*args, **kwargs) -> torch.Tensor:
     return x
 
 
+def _check_classifier_size(classifier, x: torch.Tensor, name: str) -> None:
+    """Refuse a classifier whose `image_size` is not the side of the images `x`."""
+    size = getattr(classifier, "image_size", None)
+    if size is not None and tuple(x.shape[-2:]) != (size, size):
+        raise ValueError(
+            f"classifier reads {size}x{size} images (image_size={size}) but {name} has "
+            f"shape {tuple(x.shape)}: use a classifier trained at the diffusion model's "
+            f"size (train_noisy_classifier(..., image_size={x.shape[-1]}))"
+        )
+
+
 def _check_classifier_classes(classifier, num_classes: int | None) -> int | None:
     k = getattr(classifier, "num_classes", None)
     if num_classes is not None:
@@ -462,7 +516,10 @@ def _check_labels(class_labels, batch: int | None, num_classes: int | None) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m snippets.classifier_guidance --steps 3000 --out DIR`: train and save."""
+    """`python -m snippets.classifier_guidance --steps 3000 --out DIR`: train and save.
+
+    `--image-size 8` trains on the native 8x8 digits, for a diffusion model of that size.
+    """
     import sys
 
     from snippets.__main__ import _Parser  # one-line errors on stderr, exit code 2
@@ -476,11 +533,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", default="0", help="seed (>= 0)")
     parser.add_argument("--schedule", default="cosine", help="noise schedule name")
     parser.add_argument("--num-train-timesteps", default="1000", help="T (>= 1)")
+    parser.add_argument(
+        "--image-size", default="16", help="digit side: 16, or 8 (a multiple of 4)"
+    )
     parser.add_argument("--out", default=str(NOISY_CLASSIFIER_DIR), help="folder")
     args = parser.parse_args(argv)
     try:
         values = {}
-        for name in ("steps", "batch_size", "seed", "num_train_timesteps"):
+        names = ("steps", "batch_size", "seed", "num_train_timesteps", "image_size")
+        for name in names:
             text = getattr(args, name)
             try:
                 values[name] = int(text)
@@ -492,7 +553,11 @@ def main(argv: list[str] | None = None) -> int:
             args.schedule, num_train_timesteps=values["num_train_timesteps"]
         )
         classifier = train_noisy_classifier(
-            schedule, values["steps"], values["batch_size"], seed=values["seed"]
+            schedule,
+            values["steps"],
+            values["batch_size"],
+            seed=values["seed"],
+            image_size=values["image_size"],
         )
     except (TypeError, ValueError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
@@ -504,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": values["seed"],
         "schedule": args.schedule,
         "num_train_timesteps": values["num_train_timesteps"],
+        "image_size": values["image_size"],
     }
     path = save_noisy_classifier(classifier, args.out, training)
     print(f"wrote {path}")

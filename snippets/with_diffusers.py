@@ -206,22 +206,13 @@ def pipeline_from_checkpoint(
         `DDPMPipeline(unet=..., scheduler=...)`: `pipeline(batch_size, generator)` samples, and
         `save_pretrained` / `from_pretrained` round-trip it through a local folder.
 
-    Raises:
-        ValueError: For a digits model trained at 8x8 whose samples are upsampled
-            (`data.upsample_to`): `DDPMPipeline` would return its 8x8 samples, not the digits.
+    A digits model trained at the native 8x8 (`data.upsample_to` in its config) gives a
+    pipeline that samples at 8x8, as the network does; `snippets.fast_digits.upsample_digits`
+    then makes the 16x16 digits, as `snippets.checkpoint.generate` does.
     """
     from diffusers import DDPMPipeline
 
-    from snippets.checkpoint import read_config
-
     check.boolean("use_ema", use_ema)
-    upsample_to = read_config(directory).get("data", {}).get("upsample_to")
-    if upsample_to is not None:
-        raise ValueError(
-            f"{directory} holds an 8x8 digits model whose samples are upsampled to "
-            f"{upsample_to}x{upsample_to}; DDPMPipeline cannot upsample: sample it "
-            "with snippets.checkpoint.generate (which does)"
-        )
     scheduler = scheduler_from_checkpoint(directory)
     unet = unet2dmodel_from_checkpoint(directory, use_ema=use_ema)
     num_class_embeds = unet.config.num_class_embeds

@@ -3089,7 +3089,6 @@ def test_upsampled_checkpoints_are_checked_naming_the_key(tmp_path):
     cases = [
         (lambda: validate_config(on_16x16), ValueError, "data.upsample_to"),
         (lambda: validate_config(zero), ValueError, "data.upsample_to"),
-        (lambda: pipeline_from_checkpoint(eight), ValueError, "upsampled"),
     ]
     for call, error, name in cases:
         assert_rejects(call, error, name)

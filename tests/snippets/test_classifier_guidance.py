@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from snippets.classifier_guidance import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
     NoisyDigitClassifier,
     TimeBlind,
     cg_ddpm_sample,
@@ -211,6 +215,8 @@ def test_noisy_classifier_depends_on_t():
         (["--steps", "x"], "--steps"),
         (["--steps", "0"], "steps"),
         (["--bogus"], "--bogus"),
+        (["--image-size", "x"], "--image-size"),
+        (["--image-size", "6"], "image_size"),
     ],
 )
 def test_cli_errors_are_one_line_naming_the_option(argv, name, capsys):
@@ -220,3 +226,97 @@ def test_cli_errors_are_one_line_naming_the_option(argv, name, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and name in err
+
+
+# --- the classifier at the diffusion model's resolution (16x16, or the native 8x8) -----
+
+
+def test_8x8_classifier_trains_saves_loads_with_its_size_and_guides_8x8(tmp_path):
+    schedule = NoiseSchedule.from_name("cosine", num_train_timesteps=1000)
+    classifier = train_noisy_classifier(
+        schedule, steps=3, batch_size=8, progress=False, image_size=8
+    )
+    assert classifier.image_size == 8 and classifier.config["image_size"] == 8
+    x, t = torch.randn(3, 1, 8, 8), torch.tensor([0, 500, 999])
+    assert classifier(x, t).shape == (3, 10)
+    save_noisy_classifier(classifier, tmp_path / "c8", {"steps": 3, "image_size": 8})
+    saved = json.loads((tmp_path / "c8" / CONFIG_FILE).read_text())
+    assert saved["model"]["image_size"] == 8
+    for loaded in [
+        load_noisy_classifier(tmp_path / "c8"),
+        load_noisy_classifier(tmp_path / "c8", image_size=8),
+    ]:
+        assert loaded.image_size == 8
+        assert torch.equal(loaded(x, t), classifier(x, t))
+    # guide an 8x8 model: Algorithm 1 (DDPM) and Algorithm 2 (DDIM through cg_model)
+    labels = torch.tensor([3, 7])
+    x_T = torch.randn((2, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    grad = classifier_log_prob_grad(classifier, x_T, torch.tensor([500, 500]), labels)
+    assert grad.shape == x_T.shape and grad.abs().sum() > 0
+    runs = {}
+    for s in [0.0, 3.0]:
+        runs[s] = cg_ddpm_sample(
+            stand_in_model, classifier, labels, x_T, schedule, 10,
+            classifier_scale=s, generator=torch.Generator().manual_seed(1),
+        )  # fmt: skip
+    plain = ddpm_sample(
+        stand_in_model, x_T, schedule, 10, generator=torch.Generator().manual_seed(1)
+    )
+    assert torch.equal(runs[0.0], plain)
+    assert runs[3.0].shape == (2, 1, 8, 8) and runs[3.0].isfinite().all()
+    assert not torch.equal(runs[3.0], plain)
+    model = cg_model(stand_in_model, classifier, labels, 3.0, schedule.alpha_bar)
+    guided = ddim_sample(model, x_T, schedule, 10)
+    assert guided.shape == (2, 1, 8, 8)
+    assert not torch.equal(guided, ddim_sample(stand_in_model, x_T, schedule, 10))
+
+
+def test_classifier_size_other_than_x_t_is_an_error_naming_the_argument():
+    schedule = NoiseSchedule.from_name("cosine", num_train_timesteps=1000)
+    labels, t = torch.tensor([3, 7]), torch.tensor([10, 10])
+    x8, x16 = torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 16, 16)
+    for size, x in [(16, x8), (8, x16)]:
+        classifier = NoisyDigitClassifier(image_size=size)
+        with pytest.raises(ValueError, match=r"image_size=\d+\) but x_t has shape"):
+            classifier_log_prob_grad(classifier, x, t, labels)
+        model = cg_model(stand_in_model, classifier, labels, 1.0, schedule.alpha_bar)
+        with pytest.raises(ValueError, match=r"image_size=\d+\) but x_t has shape"):
+            model(x, t)
+        with pytest.raises(ValueError, match=r"image_size=\d+\) but x_T has shape"):
+            cg_ddpm_sample(stand_in_model, classifier, labels, x, schedule, 2)
+        with pytest.raises(ValueError, match=r"^x must have shape"):
+            classifier(x, t)
+    # a guide without an image_size (any callable) is not checked
+    grad = classifier_log_prob_grad(LinearClassifier(64), x8, t, torch.tensor([0, 2]))
+    assert grad.shape == x8.shape
+
+
+@pytest.mark.parametrize("image_size", [6, 2, 0])
+def test_image_size_its_pooling_cannot_take_is_refused(image_size):
+    with pytest.raises(ValueError, match="image_size"):
+        NoisyDigitClassifier(image_size=image_size)
+    with pytest.raises(ValueError, match="image_size"):
+        train_noisy_classifier(SCHEDULE, steps=1, progress=False, image_size=image_size)
+
+
+def test_saved_config_without_image_size_loads_as_16x16(tmp_path):
+    """Classifiers saved before `image_size` existed (the shipped one) read 16x16 digits."""
+    from safetensors.torch import save as save_safetensors
+
+    from snippets.checkpoint import commit_files
+
+    old = NoisyDigitClassifier()
+    config = {"model": {"num_classes": 10, "num_train_timesteps": 1000, "width": 32}}
+    files = {
+        WEIGHTS_FILE: save_safetensors(old.state_dict()),
+        CONFIG_FILE: json.dumps(config).encode(),
+    }
+    commit_files(tmp_path / "old", files, 0)
+    loaded = load_noisy_classifier(tmp_path / "old")
+    assert loaded.image_size == 16 and loaded.config["image_size"] == 16
+    x, t = torch.randn(2, 1, 16, 16), torch.tensor([0, 999])
+    assert torch.equal(loaded(x, t), old(x, t))
+    assert load_noisy_classifier().image_size == 16  # the shipped one
+    assert load_noisy_classifier(image_size=16).image_size == 16
+    with pytest.raises(ValueError, match=r"image_size=8 was asked"):
+        load_noisy_classifier(tmp_path / "old", image_size=8)

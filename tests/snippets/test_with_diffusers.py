@@ -460,3 +460,20 @@ def test_train_loop_rejects_bad_arguments():
 def test_show_images_tiles_and_upscales():
     image = show_images(torch.zeros(6, 1, 16, 16), nrow=3, scale=2)
     assert image.size == (2 * (3 * 17 + 1), 2 * (2 * 17 + 1))
+
+
+def test_a_pipeline_from_an_8x8_model_samples_at_8x8_and_upsamples_to_the_digits(
+    fast_digits_checkpoint,
+):
+    from snippets.fast_digits import upsample_digits
+
+    pipeline = pipeline_from_checkpoint(fast_digits_checkpoint)
+    pipeline.set_progress_bar_config(disable=True)
+    images = pipeline(
+        batch_size=2,
+        num_inference_steps=2,
+        generator=torch.Generator().manual_seed(0),
+        output_type="pt",
+    ).images
+    assert images.shape == (2, 1, 8, 8)
+    assert upsample_digits(images * 2 - 1).shape == (2, 1, 16, 16)
