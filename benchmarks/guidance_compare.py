@@ -29,6 +29,7 @@ from torch import nn
 
 from snippets.checkpoint import load_checkpoint
 from snippets.classifier_guidance import (
+    NOISY_CLASSIFIER_DIR,
     TimeBlind,
     cg_model,
     classifier_log_prob_grad,
@@ -52,6 +53,26 @@ LOSS_SCALES = {"x0": 300.0, "x_t": 300.0}
 TIMESTEPS = [0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999]
 
 
+class AtDataSize(nn.Module):
+    """A classifier of data-sized images (16x16) called on the network's (8x8) ones.
+
+    The images are resized by the bilinear map that makes the 16x16 digits, without the clip to
+    $[-1, 1]$ of `upsample_digits`: a noisy $x_t$ goes beyond that range, and the gradient
+    must flow through the resize. On images at the data's size it is the classifier itself.
+    """
+
+    def __init__(self, classifier: nn.Module, size: int):
+        super().__init__()
+        self.classifier, self.size = classifier, size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.size:
+            x = nn.functional.interpolate(
+                x, size=(self.size, self.size), mode="bilinear", align_corners=False
+            )
+        return self.classifier(x)
+
+
 class Counting(nn.Module):
     """Wraps the network; counts images through its forward and backward passes."""
 
@@ -73,11 +94,27 @@ class Counting(nn.Module):
         return out
 
 
-def run(fast: bool = False) -> dict:
+def _shown(folder: Path) -> str:
+    """A folder relative to the repository where it lies inside it."""
+    try:
+        return folder.resolve().relative_to(HERE.parent).as_posix()
+    except ValueError:
+        return str(folder)
+
+
+def run(
+    fast: bool = False,
+    checkpoint: str | Path = CHECKPOINT,
+    noisy_classifier: str | Path | None = None,
+) -> dict:
     """Measure the classifiers, CG vs CFG over the scale, and loss guidance.
 
     Args:
         fast: Seconds-long smoke run: 8 digits, 2 sampler steps, 3 noise levels.
+        checkpoint: A class-conditional digits checkpoint (default: the shipped model);
+            one trained at 8x8 is guided at 8x8 and scored at 16x16.
+        noisy_classifier: A `NoisyDigitClassifier` folder at the model's size (default: the
+            shipped one).
 
     Returns:
         JSON-serialisable results.
@@ -88,14 +125,21 @@ def run(fast: bool = False) -> dict:
     torch.set_num_threads(1)
     try:
         with threadpool_limits(limits=1):
-            return _run(fast)
+            return _run(fast, Path(checkpoint), noisy_classifier)
     finally:
         torch.set_num_threads(threads)
 
 
-def classifier_rows(classifier, noisy, alpha_bar, timesteps, n_test=None) -> list[dict]:
-    """Accuracy of both classifiers on noised test digits, and the cosine of their gradients."""
-    x0, y = load_digits("test")
+def classifier_rows(
+    classifier, noisy, alpha_bar, timesteps, n_test=None, image_size=16
+) -> list[dict]:
+    """Accuracy of both classifiers on noised test digits, and the cosine of their gradients.
+
+    The digits are noised at `image_size`, the diffusion model's (8: the native digits); the
+    clean classifier reads them resized to its 16x16 (`AtDataSize`).
+    """
+    x0, y = load_digits("test", image_size=image_size)
+    classifier = AtDataSize(classifier, 16)
     if n_test is not None:
         x0, y = x0[:n_test], y[:n_test]
     clean = TimeBlind(classifier)
@@ -143,30 +187,34 @@ def _score(x0, labels, classifier, counting, n, seconds) -> dict:
     }
 
 
-def _run(fast: bool) -> dict:
+def _run(fast: bool, folder: Path, noisy_folder: str | Path | None) -> dict:
     n, n_loss, steps = (8, 4, 2) if fast else (100, 50, STEPS)
     timesteps = [0, 500, 999] if fast else TIMESTEPS
-    checkpoint = load_checkpoint(CHECKPOINT)
-    k = checkpoint.num_classes
+    checkpoint = load_checkpoint(folder)
+    k, size = checkpoint.num_classes, checkpoint.image_size
     counting = Counting(checkpoint.model)
     schedule, prediction_type = checkpoint.schedule, checkpoint.prediction_type
-    classifier, noisy = load_classifier(), load_noisy_classifier()
+    classifier = load_classifier()
+    # the noise-aware classifier reads x_t at the network's size; the clean one reads 16x16
+    noisy = load_noisy_classifier(noisy_folder, image_size=size)
+    clean_guide = TimeBlind(AtDataSize(classifier, checkpoint.data_size))
 
     # 1. the two classifiers on x_t
     classifiers = classifier_rows(
-        classifier, noisy, schedule.alpha_bar, timesteps, 32 if fast else None
+        classifier, noisy, schedule.alpha_bar, timesteps, 32 if fast else None, size
     )
 
-    # 2. CG (unconditional branch + classifier) and CFG over the scale, the same x_T
+    # 2. CG (unconditional branch + classifier) and CFG over the scale, the same x_T;
+    #    the samples are scored at the data's size (`to_data`)
     labels = torch.arange(n) % k
-    x_T = torch.randn((n, 1, 16, 16), generator=torch.Generator().manual_seed(0))
+    x_T = torch.randn((n, 1, size, size), generator=torch.Generator().manual_seed(0))
     null_labels = torch.full((n,), k)  # the null label: the unconditional branch
 
     def unconditional(x, t):
         return counting(x, t, class_labels=null_labels)
 
     runs = [("cg", s, noisy) for s in CG_SCALES]
-    runs += [("cg_clean", s, TimeBlind(classifier)) for s in CG_CLEAN_SCALES]
+    runs += [("cg_clean", s, clean_guide) for s in CG_CLEAN_SCALES]
     runs += [("cfg", s, None) for s in CFG_SCALES]
     rows = []
     for method, scale, guide in runs:
@@ -180,6 +228,7 @@ def _run(fast: bool) -> dict:
                 prediction_type, num_classes=k,
             )  # fmt: skip
         x0 = ddim_sample(model, x_T, schedule, steps, prediction_type=prediction_type)
+        x0 = checkpoint.to_data(x0)
         row = {"method": method, "scale": scale}
         row |= _score(x0, labels, classifier, counting, n, time.perf_counter() - start)
         rows.append(row)
@@ -207,6 +256,7 @@ def _run(fast: bool) -> dict:
             prediction_type=prediction_type,
         )
         seconds = time.perf_counter() - start
+        x0 = checkpoint.to_data(x0)
         amount = ink(x0.clamp(-1, 1))
         row = {
             "gradient_through": "none" if scale == 0 else through,
@@ -224,8 +274,10 @@ def _run(fast: bool) -> dict:
         )
     real_ink = ink(load_digits("test")[0])
     return {
-        "checkpoint": "checkpoints/digits",
-        "noisy_classifier": "checkpoints/noisy_digit_classifier",
+        "checkpoint": _shown(folder),
+        "noisy_classifier": _shown(Path(noisy_folder or NOISY_CLASSIFIER_DIR)),
+        "image_size": size,
+        "data_size": checkpoint.data_size,
         "n_samples": n,
         "n_loss_samples": n_loss,
         "labels": f"i % {k}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from benchmarks.guidance_compare import Counting, classifier_rows, markdown
@@ -55,3 +56,29 @@ def test_markdown_renders_every_row():
     assert "classifier-free guidance" in text and "| x0 | 3 | 0.400 |" in text
     # three tables: header and rule, then 1 + 2 + 1 rows
     assert sum(line.startswith("|") for line in text.splitlines()) == 6 + 1 + 2 + 1
+
+
+def test_an_8x8_model_is_guided_at_8x8_and_scored_at_16x16(
+    tmp_path, fast_digits_checkpoint
+):
+    from benchmarks import guidance_compare
+    from snippets.checkpoint import load_checkpoint
+    from snippets.classifier_guidance import (
+        save_noisy_classifier,
+        train_noisy_classifier,
+    )
+
+    schedule = load_checkpoint(fast_digits_checkpoint).schedule
+    noisy = train_noisy_classifier(schedule, steps=3, progress=False, image_size=8)
+    save_noisy_classifier(noisy, tmp_path / "noisy8", {"steps": 3})
+    r = guidance_compare.run(True, fast_digits_checkpoint, tmp_path / "noisy8")
+    assert (r["image_size"], r["data_size"]) == (8, 16)
+    assert [c["t"] for c in r["classifiers"]] == [0, 500, 999]
+    # the clean classifier reads the clean 8x8 test digits, resized to its 16x16
+    assert r["classifiers"][0]["accuracy_clean"] > 0.9
+    methods = {row["method"] for row in r["rows"]}
+    assert methods == {"cg", "cg_clean", "cfg"}
+    assert all(0 <= row["label_accuracy"] <= 1 for row in r["rows"])
+    # a 16x16 noise-aware classifier cannot guide an 8x8 model: refused, naming the size
+    with pytest.raises(ValueError, match="image_size"):
+        guidance_compare.run(True, fast_digits_checkpoint)
