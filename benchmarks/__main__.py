@@ -61,6 +61,19 @@ def available() -> list[str]:
     return names
 
 
+OUTPUTS = ("benchmarks/results/", "docs/figures/benchmarks/")
+
+
+def is_output(path: str) -> bool:
+    """Whether a changed file (a path of `git status --porcelain`) is a benchmark's output.
+
+    The results and plots a run writes are not changes to what is measured: a run of several
+    benchmarks, or one after another's results were written, is still at its commit.
+    """
+    path = path.strip().strip('"')
+    return any(path.startswith(prefix) for prefix in OUTPUTS)
+
+
 def metadata() -> dict:
     """Where and when a result was measured."""
     try:
@@ -71,14 +84,13 @@ def metadata() -> dict:
             text=True,
             check=True,
         ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain"],
-                cwd=HERE,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-        )
+        status = subprocess.run(
+            ["git", "status", "--porcelain"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+        ).stdout
+        dirty = any(not is_output(line[3:]) for line in status.splitlines())
     except (OSError, subprocess.CalledProcessError):
         # a copy without .git (e.g. sent to another machine): the sender may name the commit
         commit = os.environ.get("FEAST_BENCH_COMMIT", "unknown")

@@ -149,3 +149,13 @@ def test_a_record_assembled_from_stored_rows_says_so():
     line = measured_line({**record, "stored_rows_only": True})
     assert "the benchmark took" not in line
     assert "assembled in" in line and "`train_seconds`" in line
+
+
+def test_a_run_s_own_outputs_do_not_make_its_commit_dirty():
+    from benchmarks.__main__ import is_output
+
+    assert is_output("benchmarks/results/sampler_quality.json")
+    assert is_output("docs/figures/benchmarks/guidance_compare-dark.svg")
+    assert not is_output("snippets/sampling.py")
+    assert not is_output("benchmarks/sampler_quality.py")  # the benchmark's code is an input
+    assert not is_output("checkpoints/digits/ema.safetensors")
