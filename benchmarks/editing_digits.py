@@ -336,10 +336,17 @@ def markdown(record: dict) -> str:
             f"| {row['strength']:g} | {row['accuracy']:.1%} | {row['confidence']:.3f} "
             f"| {row['rms_to_sketch']:.3f} |"
         )
+    size, data = r.get("image_size", 16), r.get("data_size", 16)
+    strength_0 = (
+        "the sketch itself"
+        if size == data
+        else f"the sketch as the {size}x{size} network holds it (the 16x16 sketch "
+        f"projected to {size}x{size}, then upsampled): the strokes blur"
+    )
     lines += [
         "",
         f"{sd['n']} jittered sketches (every digit), DDPM with {sd['steps']} steps at "
-        "strength 1, unconditional; strength 0 is the sketch itself.",
+        f"strength 1, unconditional; strength 0 is {strength_0}.",
         "",
         "| inpainting (bottom half erased) | network passes | read as the true digit "
         "| confidence | RMS on the erased half |",
