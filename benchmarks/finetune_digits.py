@@ -42,7 +42,6 @@ import torch
 
 from snippets.checkpoint import Checkpoint, generate, read_config
 from snippets.data import load_digits
-from snippets.fast_digits import upsample_digits
 from snippets.finetuning import (
     finetune_config,
     init_from_checkpoint,
@@ -105,12 +104,11 @@ def _settings(fast: bool) -> dict:
 
 
 def _new_data(split: str, s: dict) -> torch.Tensor:
-    """The thick digits at the data's 16x16: transformed at the model's own size, then
-    upsampled as the data are when the model trains at 8x8."""
-    images = load_transformed_digits(split, TRANSFORM, s["image_size"])[0]
-    if s["upsample_to"] is None:
-        return images
-    return upsample_digits(images, s["upsample_to"])
+    """The thick digits at the data's size, what the samples are scored against (a model
+    trained at 8x8 learns their least-squares 8x8 version, `load_transformed_digits`)."""
+    return load_transformed_digits(
+        split, TRANSFORM, s["upsample_to"] or s["image_size"]
+    )[0]
 
 
 def _score(model, schedule, prediction_type, s, classifier, refs) -> dict:

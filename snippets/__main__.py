@@ -602,7 +602,7 @@ def _train_locked(args) -> int:
     from snippets import checkpoint as ckpt
     from snippets import unet
     from snippets.data import load_data, save_grid
-    from snippets.finetuning import init_from_checkpoint, transform_images
+    from snippets.finetuning import init_from_checkpoint, transform_at_data_size
     from snippets.training import TrainConfig, train
 
     if args.resume:
@@ -664,7 +664,10 @@ def _train_locked(args) -> int:
         run_info["label_column"],
     )
     if run_info.get("transform") is not None:
-        images = transform_images(images, run_info["transform"])
+        # at the data's size: an 8x8 model learns the 16x16 digits transformed, brought back
+        images = transform_at_data_size(
+            images, run_info["transform"], run_info.get(UPSAMPLED_KEY)
+        )
     if not run_info["class_conditional"]:
         labels = None
     elif labels is None:

@@ -61,20 +61,50 @@ def transform_images(images: torch.Tensor, name: str = "thick") -> torch.Tensor:
 # --8<-- [end:transform]
 
 
+def transform_at_data_size(
+    images: torch.Tensor, name: str, data_size: int | None = None
+) -> torch.Tensor:
+    r"""`transform_images` applied to the digits as the reader sees them, at `data_size`.
+
+    A model trained at the digits' native 8x8 (its samples upsampled to 16x16) learns the new
+    data at 8x8, but the new data are the 16x16 digits transformed: a 3x3 dilation of the 8x8
+    scans would thicken each stroke by a quarter of the digit. So the 8x8 images are upsampled
+    (`snippets.fast_digits.upsample_digits`, which makes the 16x16 data), transformed, and brought
+    back by `downsample_digits`, the least-squares inverse of the resize: the 8x8 images whose
+    upsampling is closest to the new data, clipped to $[-1, 1]$.
+
+    Args:
+        images: Images `(N, 1, H, W)` in `[-1, 1]`, at the model's size.
+        name: One of `TRANSFORM_NAMES`.
+        data_size: Side the model's samples are upsampled to (`data.upsample_to`), or `None`:
+            the model works at the data's size and the transform acts on `images` directly.
+
+    Returns:
+        The transformed images, same shape.
+    """
+    from snippets.fast_digits import downsample_digits, upsample_digits
+
+    check.tensor("images", images, ndim=4, ge=-1, le=1)
+    check.one_of("name", name, TRANSFORM_NAMES)
+    if data_size is None:
+        return transform_images(images, name)
+    check.integer("data_size", data_size, ge=images.shape[-1], le=1024)
+    new = transform_images(upsample_digits(images, data_size), name)
+    return downsample_digits(new, images.shape[-1]).clamp(-1, 1)
+
+
 def load_transformed_digits(
     split: str = "train", name: str = "thick", image_size: int = 16
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The bundled digits of one split after `transform_images`: the new data set.
 
-    The transform acts at the size the model trains at: a model trained at the digits' native
-    8x8 (whose samples are upsampled to 16x16) learns the 8x8 digits transformed, and its
-    samples are compared with those upsampled (`snippets.fast_digits.upsample_digits`), the
-    new data made as the 16x16 digits are.
+    The transform acts on the 16x16 digits. At `image_size=8`, the size a model trained at the
+    digits' native 8x8 learns, the result is brought to 8x8 by `transform_at_data_size`.
 
     Args:
         split: `"train"`, `"test"` or `"all"` (the fixed split of `snippets.data.load_digits`).
         name: One of `TRANSFORM_NAMES`.
-        image_size: Side length the digits are loaded at before the transform (8: native).
+        image_size: 16, or 8 for a model trained at the native 8x8.
 
     Returns:
         `(images, labels)`: images `(N, 1, image_size, image_size)` in `[-1, 1]`, labels `(N,)`
@@ -82,9 +112,11 @@ def load_transformed_digits(
     """
     check.one_of("split", split, ("train", "test", "all"))
     check.one_of("name", name, TRANSFORM_NAMES)
-    check.integer("image_size", image_size, ge=8, le=1024)
+    check.integer("image_size", image_size)
+    if image_size not in (8, 16):
+        raise ValueError(f"image_size must be 8 or 16, got {image_size}")
     images, labels = load_digits(split, image_size=image_size)
-    return transform_images(images, name), labels
+    return transform_at_data_size(images, name, 16 if image_size == 8 else None), labels
 
 
 # --8<-- [start:init-from-checkpoint]

@@ -31,6 +31,7 @@ SCALE = 8  # 16x16 digits drawn 128x128: grids shown at half their size stay sha
 
 from diffusers import DDPMPipeline, DDPMScheduler  # noqa: E402
 
+from snippets.checkpoint import load_checkpoint  # noqa: E402
 from snippets.data import load_digits, save_grid  # noqa: E402
 from snippets.plotting import save_figure  # noqa: E402
 from snippets.training import plot_loss_curve  # noqa: E402
@@ -118,17 +119,25 @@ def add_noise() -> list[Path]:
 
 
 def pipeline_samples() -> Path:
-    """16 unconditional samples of the shipped checkpoint through DDPMPipeline (1000 steps, seed 0)."""
+    """16 unconditional samples of the shipped checkpoint through DDPMPipeline (1000 steps, seed 0).
+
+    The pipeline samples at the network's size (8x8 for a model trained at the digits' native
+    size); `Checkpoint.to_data` makes the 16x16 digits, as `generate` does.
+    """
     pipeline = pipeline_from_checkpoint(CHECKPOINT)
     pipeline.set_progress_bar_config(disable=True)
     images = pipeline(
         batch_size=16, generator=torch.Generator().manual_seed(0), output_type="pt"
     ).images
-    return save_grid(images * 2 - 1, OUT / "pipeline_samples.png", nrow=8, scale=SCALE)
+    digits = load_checkpoint(CHECKPOINT).to_data(images * 2 - 1)
+    return save_grid(digits, OUT / "pipeline_samples.png", nrow=8, scale=SCALE)
 
 
 def label_samples() -> Path:
-    """The hand-written loop with labels: row k asks for digit k (DDPM, 250 steps, guidance scale 3)."""
+    """The hand-written loop with labels: row k asks for digit k (DDPM, 250 steps, guidance scale 3).
+
+    Sampled at the network's size, shown at the data's through `Checkpoint.to_data`.
+    """
     unet = unet2dmodel_from_checkpoint(CHECKPOINT)
     labels = torch.arange(10).repeat_interleave(8)
     images = sample_loop(
@@ -140,7 +149,8 @@ def label_samples() -> Path:
         guidance_scale=3.0,
         generator=torch.Generator().manual_seed(0),
     )
-    return save_grid(images, OUT / "label_samples.png", nrow=8, scale=SCALE)
+    digits = load_checkpoint(CHECKPOINT).to_data(images)
+    return save_grid(digits, OUT / "label_samples.png", nrow=8, scale=SCALE)
 
 
 def course_training() -> list[Path]:
@@ -190,7 +200,9 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help=f"any of {', '.join(FIGURES)} (default: all)")
+    parser.add_argument(
+        "names", nargs="*", help=f"any of {', '.join(FIGURES)} (default: all)"
+    )
     names = parser.parse_args().names
     if set(names) - set(FIGURES):
         parser.error(f"unknown figures {sorted(set(names) - set(FIGURES))}")

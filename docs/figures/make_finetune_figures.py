@@ -1,6 +1,10 @@
 """Figures for the fine-tuning page: thick digits, the shipped model's samples before and after
 fine-tuning on them, made with the tested code in ``snippets/``.
 
+The digits are thickened at 16x16, as the reader sees them; a model that works at the digits'
+native 8x8 is fine-tuned on their least-squares 8x8 version (`load_transformed_digits` with
+`image_size=8`), as in `benchmarks/finetune_digits.py`.
+
 Run from the repository root (one torch thread; fine-tunes the shipped model for ``STEPS`` steps,
 about a CPU-minute)::
 
@@ -55,6 +59,8 @@ def grids() -> list[Path]:
     """Real plain and thick digits, then the shipped model's samples before and after."""
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
+    checkpoint = load_checkpoint(CHECKPOINT)
+    size = checkpoint.image_size  # the network's: it learns the thick digits at this size
     plain, labels = load_digits("test")
     thick, _ = load_transformed_digits("test", "thick")
     paths = [
@@ -66,7 +72,14 @@ def grids() -> list[Path]:
     torch.manual_seed(0)
     model = UNet(**shipped["model"])
     init_from_checkpoint(model, CHECKPOINT)
-    images, train_labels = load_transformed_digits("train", "thick")
+    images, train_labels = load_transformed_digits("train", "thick", image_size=size)
+    # the run's config.json records the data, so its samples are upsampled as the shipped ones
+    run_info = {
+        "data": "digits",
+        "image_size": size,
+        "transform": "thick",
+        "upsample_to": checkpoint.upsample_to,
+    }
     config = finetune_config(
         shipped,
         STEPS,
@@ -76,7 +89,7 @@ def grids() -> list[Path]:
         checkpoint_every=0,
     )
     with tempfile.TemporaryDirectory() as run:
-        train(model, images, train_labels, config, out_dir=run)
+        train(model, images, train_labels, config, out_dir=run, run_info=run_info)
         paths.append(
             save_grid(_samples(Path(run)), OUT / "finetuned.png", nrow=10, scale=4)
         )

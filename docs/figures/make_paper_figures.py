@@ -259,7 +259,8 @@ def fig_cfg_digits(fast):
     `snippets.guidance`). Every group starts from the same x_T, so the differences are guidance's
     alone. The digit classifier of `snippets.metrics` measures, per scale, how often the sample is
     read as the requested digit, its mean confidence, and the digit FID (diversity). About a minute
-    on 2 CPU cores.
+    on 2 CPU cores. The network samples at its own size (8x8 for a model trained at the digits'
+    native size); the digits are scored and shown at 16x16, through `Checkpoint.to_data`.
     """
     import torch.nn.functional as F
 
@@ -274,8 +275,9 @@ def fig_cfg_digits(fast):
         (2, 2, 4) if fast else (20, 6, 20)
     )  # samples per class (measured / drawn)
     labels = torch.arange(10).repeat_interleave(per_class)
+    size = digits.image_size  # the network's side; x_T is drawn there
     x_T = torch.randn(
-        len(labels), 1, 16, 16, generator=torch.Generator().manual_seed(0)
+        len(labels), 1, size, size, generator=torch.Generator().manual_seed(0)
     )
     classifier = load_classifier()
     scales = [0.0, 1.0, 3.0, 7.0]
@@ -289,7 +291,7 @@ def fig_cfg_digits(fast):
         x = SAMPLERS["dpmsolver++"](
             model, x_T, digits.schedule, steps, prediction_type=digits.prediction_type
         )
-        x = x.clamp(-1, 1)
+        x = digits.to_data(x).clamp(-1, 1)  # the 16x16 digits the classifier reads
         with torch.no_grad():
             accuracy = (classifier(x).argmax(-1) == labels).float().mean().item()
         metrics = digit_metrics(x, classifier)
@@ -298,13 +300,14 @@ def fig_cfg_digits(fast):
             f"digit FID {metrics['fid']:.1f} (n = {len(x)}, {time.time() - t0:.0f} s)"
         )
         # rows = classes, columns = the first `shown` samples of each class; gray lines between them
+        side = x.shape[-1]  # the data's, 16
         grid = F.pad(
-            x.reshape(10, per_class, 16, 16)[:, :shown], (1, 1, 1, 1), value=0.0
+            x.reshape(10, per_class, side, side)[:, :shown], (1, 1, 1, 1), value=0.0
         )
         panels.append(
             (
                 s,
-                grid.permute(0, 2, 1, 3).reshape(10 * 18, shown * 18),
+                grid.permute(0, 2, 1, 3).reshape(10 * (side + 2), shown * (side + 2)),
                 accuracy,
                 metrics,
             )
@@ -323,7 +326,7 @@ def fig_cfg_digits(fast):
             )
             ax.set_xticks([])
             ax.set_yticks(
-                [9 + 18 * k for k in range(10)],
+                [(side + 2) * (k + 0.5) for k in range(10)],
                 [str(k) for k in range(10)] if ax is axes[0] else [],
             )
             ax.tick_params(length=0)

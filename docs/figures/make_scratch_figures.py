@@ -69,13 +69,24 @@ def naive_progress(net: torch.nn.Module, n_steps: int, every: int = 1) -> Path:
     return save_unit(torch.cat(rows), f"naive_{n_steps}_steps.png", nrow=16)
 
 
+def ddpm_samples() -> Path:
+    """64 samples of the shipped DDPM model (DDPM, 250 steps), at the data's 16x16.
+
+    `generate` samples at the network's size and returns the digits at the data's (an 8x8
+    model's samples upsampled by `upsample_digits`), so this needs no trained BasicUNet and can
+    be remade alone: ``from make_scratch_figures import ddpm_samples``.
+    """
+    OUT.mkdir(parents=True, exist_ok=True)
+    loaded = load_checkpoint(CHECKPOINT)
+    ddpm = generate(loaded, 64, "ddpm", 250, generator=torch.Generator().manual_seed(0))
+    return save_grid(ddpm, OUT / "ddpm_samples.png", nrow=8, scale=SCALE)
+
+
 def comparison(net: torch.nn.Module) -> list[Path]:
     """64 samples each: BasicUNet + naive sampler (40 steps) and the shipped DDPM model (DDPM, 250 steps)."""
     x = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     paths = [save_unit(naive_sample(net, x, 40), "naive_samples.png", nrow=8)]
-    loaded = load_checkpoint(CHECKPOINT)
-    ddpm = generate(loaded, 64, "ddpm", 250, generator=torch.Generator().manual_seed(0))
-    paths.append(save_grid(ddpm, OUT / "ddpm_samples.png", nrow=8, scale=SCALE))
+    paths.append(ddpm_samples())
     return paths
 
 

@@ -5,7 +5,10 @@
   ``forward.json`` with each frame's t, sqrt(alpha_bar), sqrt(1 - alpha_bar) and SNR;
 * ``sampling-<sampler>.png``: one x_T taken to four digits by the shipped model in 20 steps of
   DDPM, DDIM, Euler and DPM-Solver++(2M) (their ``_progressive`` samplers); frame k holds x_t after
-  step k (on the variance-preserving scale) and the model's estimate of x_0 at that step.
+  step k (on the variance-preserving scale) and the model's estimate of x_0 at that step. The
+  network samples at its own size (8x8 for a model trained at the digits' native size); both
+  are shown at the data's 16x16 through ``Checkpoint.to_data`` (``upsample_digits``), as the
+  playground shows them.
 
 Each sheet is one row of frames at the native 16 px per digit; the page scales it with
 ``image-rendering: pixelated`` and ``docs/javascripts/scrub.js`` moves a slider over the frames
@@ -92,10 +95,11 @@ def forward_figures(out: Path) -> dict:
 def sampling_figures(out: Path) -> None:
     digits = load_checkpoint(ROOT / "checkpoints" / "digits")
     model = cfg_model(digits.model, torch.tensor(DIGITS), GUIDANCE, digits.num_classes)
+    size = digits.image_size  # the network's side: x_T is drawn there
     x_T = torch.randn(
-        len(DIGITS), 1, 16, 16, generator=torch.Generator().manual_seed(0)
+        len(DIGITS), 1, size, size, generator=torch.Generator().manual_seed(0)
     )
-    gap = np.full((16, GAP), 255, dtype=np.uint8)
+    gap = np.full((digits.data_size, GAP), 255, dtype=np.uint8)
     # the noise levels Euler steps to (its x lives on the sigma scale)
     sigmas, _ = karras_timesteps(digits.schedule.alpha_bar, SAMPLING_STEPS, "linspace")
     for name, progressive in SAMPLERS.items():
@@ -112,6 +116,7 @@ def sampling_figures(out: Path) -> None:
             for i, (t, x, x0_hat) in enumerate(steps):
                 if name == "euler":  # x on the sigma scale: x_t = x / sqrt(sigma^2 + 1)
                     x = x / (sigmas[i + 1] ** 2 + 1) ** 0.5
+                x, x0_hat = digits.to_data(x), digits.to_data(x0_hat)
                 frames.append(np.concatenate([to_pixels(x), gap, to_pixels(x0_hat)], 1))
         save_sheet(frames, out / f"sampling-{name.replace('+', 'p')}.png")
 

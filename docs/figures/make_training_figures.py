@@ -9,9 +9,10 @@ Run from the repository root::
 The digit grids take half a minute on 2 CPU cores (PNGs at 4x, shown at half that). The loss curve
 is an SVG pair (light and dark, `snippets.plotting`) drawn from a run's loss history, which
 `training_state.safetensors` holds. The shipped checkpoint keeps only its EMA weights, so without
-`--run` the script replays the shipped recipe by steps (the README's
-`python -m snippets train --data digits --preset digits --class-conditional --steps 3662`, seed 0): about ten
-minutes on a free 2-core CPU.
+`--run` the script replays the shipped recipe by steps, at the image size and for the steps its
+`config.json` names (the README's
+`python -m snippets train --data digits --class-conditional --steps 5260`, seed 0): about ten
+minutes on a free 2-core CPU. `--run runs/digits` draws the run the README's commands leave.
 
 The three-minute grid trains the command line's default digits recipe for 3 slow-machine minutes
 in steps (`benchmarks.fast_recipe.budget_steps`: 1,578 steps of the 8x8 model), exactly as
@@ -107,11 +108,17 @@ def run_losses(run: Path) -> list[float]:
 
 
 def replay_shipped_recipe(out: Path) -> Path:
-    """Train the shipped recipe for the shipped run's number of steps into `out`."""
-    steps = json.loads((CHECKPOINT / "config.json").read_text())["step"]
+    """Train the shipped recipe for the shipped run's number of steps into `out`.
+
+    The image size is the shipped network's: 8 gives the command line's default two-level
+    model (its samples upsampled to 16x16), 16 the three-level one (`--preset digits`).
+    """
+    config = json.loads((CHECKPOINT / "config.json").read_text())
+    size = config["model"]["sample_size"]
     command = [sys.executable, "-m", "snippets", "train", "--data", "digits"]
-    command += ["--preset", "digits"]  # the 16x16 model (the default is the 8x8 one)
-    command += ["--class-conditional", "--steps", str(steps), "--out", str(out)]
+    command += ["--image-size", str(size)]  # picks the preset the shipped model used
+    command += ["--class-conditional", "--steps", str(config["step"])]
+    command += ["--out", str(out)]
     print(" ".join(command[1:]), flush=True)
     subprocess.run(command, cwd=ROOT, check=True)
     return out

@@ -101,8 +101,10 @@ def test_editing_digits_fast_run_measures_each_edit(fast_run):
     errors = [row["rms"] for row in r["inversion"]["rows"]]
     assert errors == sorted(errors, reverse=True) and errors[-1] > 0  # 2 then 5 steps
     strengths = r["sdedit"]["rows"]
-    assert strengths[0]["strength"] == 0 and strengths[0]["rms_to_sketch"] == 0
-    assert strengths[-1]["rms_to_sketch"] > 0
+    # strength 0 returns the sketch as the shipped 8x8 network holds it: the 16x16 strokes
+    # projected to 8x8 and upsampled, close to the sketch but not equal to it
+    assert strengths[0]["strength"] == 0 and 0 < strengths[0]["rms_to_sketch"] < 0.5
+    assert strengths[-1]["rms_to_sketch"] > strengths[0]["rms_to_sketch"]
     methods = [row["method"] for row in r["inpainting"]["rows"]]
     assert methods == ["original", "erased", "naive", "repaint"]
     norms = {row["noise"]: row["noise_norm"] for row in r["interpolation"]["rows"]}

@@ -22,8 +22,9 @@ def test_counting_counts_forward_and_backward_images():
 
 def test_classifier_rows_read_clean_digits_and_fall_to_chance_at_pure_noise():
     schedule = NoiseSchedule.from_name("cosine", num_train_timesteps=1000)
+    noisy = load_noisy_classifier()  # the shipped one, at the shipped model's 8x8
     rows = classifier_rows(
-        load_classifier(), load_noisy_classifier(), schedule.alpha_bar, [0, 999], 64
+        load_classifier(), noisy, schedule.alpha_bar, [0, 999], 64, noisy.image_size
     )
     clean, noise = rows
     assert clean["accuracy_clean"] > 0.9 and clean["accuracy_noise_aware"] > 0.9
@@ -80,5 +81,7 @@ def test_an_8x8_model_is_guided_at_8x8_and_scored_at_16x16(
     assert methods == {"cg", "cg_clean", "cfg"}
     assert all(0 <= row["label_accuracy"] <= 1 for row in r["rows"])
     # a 16x16 noise-aware classifier cannot guide an 8x8 model: refused, naming the size
+    noisy16 = train_noisy_classifier(schedule, steps=1, progress=False, image_size=16)
+    save_noisy_classifier(noisy16, tmp_path / "noisy16", {"steps": 1})
     with pytest.raises(ValueError, match="image_size"):
-        guidance_compare.run(True, fast_digits_checkpoint)
+        guidance_compare.run(True, fast_digits_checkpoint, tmp_path / "noisy16")

@@ -3068,7 +3068,6 @@ def test_train_refuses_conflicting_model_options_naming_them(tmp_path, capsys):
 def test_upsampled_checkpoints_are_checked_naming_the_key(tmp_path):
     from snippets.checkpoint import read_config, save_checkpoint, validate_config
     from snippets.unet import UNet
-    from snippets.with_diffusers import pipeline_from_checkpoint
 
     shipped = read_config(_SHIPPED)
     # a 16x16 model cannot be upsampled from 8x8, whatever the shipped model's size
@@ -3086,6 +3085,9 @@ def test_upsampled_checkpoints_are_checked_naming_the_key(tmp_path):
         "data": {"data": "digits", "image_size": 8, "upsample_to": 16},
     }
     eight = save_checkpoint(tmp_path / "eight", model, config)
+    assert (
+        validate_config(read_config(eight))["data"]["upsample_to"] == 16
+    )  # valid at 8x8
     cases = [
         (lambda: validate_config(on_16x16), ValueError, "data.upsample_to"),
         (lambda: validate_config(zero), ValueError, "data.upsample_to"),

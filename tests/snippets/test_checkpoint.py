@@ -419,16 +419,19 @@ def test_generate_gives_the_same_images_whatever_the_batch_size(sampler):
     whole = sample(5)
     # the images of one batch of n: x_T and every step's noise drawn for all n at once
     generator = torch.Generator().manual_seed(7)
-    x_T = torch.randn((5, 1, 16, 16), generator=generator)
+    size = loaded.image_size  # the network's side; generate upsamples its samples
+    x_T = torch.randn((5, 1, size, size), generator=generator)
     guided = cfg_model(loaded.model, labels, 3.0, loaded.num_classes)
     with torch.no_grad():
-        expected = SAMPLERS[sampler](
-            guided,
-            x_T,
-            loaded.schedule,
-            4,
-            prediction_type=loaded.prediction_type,
-            generator=generator,
+        expected = loaded.to_data(
+            SAMPLERS[sampler](
+                guided,
+                x_T,
+                loaded.schedule,
+                4,
+                prediction_type=loaded.prediction_type,
+                generator=generator,
+            )
         )
     torch.testing.assert_close(whole, expected, atol=1e-5, rtol=0)
     for batch_size in (1, 2, 3, 256):
@@ -483,9 +486,11 @@ def test_export_never_mixes_two_runs(tmp_path):
 
 def test_shipped_digits_checkpoint_loads_and_samples():
     loaded = load_checkpoint(ROOT / "checkpoints" / "digits")
+    # the default recipe: an 8x8 network whose samples are upsampled to the 16x16 digits
     assert (
-        loaded.model.config["sample_size"] == 16
+        loaded.model.config["sample_size"] == 8
         and loaded.model.config["in_channels"] == 1
+        and loaded.upsample_to == 16
     )
     x = generate(
         loaded, 4, "dpmsolver++", 5, generator=torch.Generator().manual_seed(0)

@@ -561,14 +561,17 @@ def test_image_size_8_and_fast_preset_train_the_8x8_model(tmp_path):
         assert config["data"]["upsample_to"] == 16
 
 
-def test_the_shipped_16x16_checkpoint_samples_unchanged():
+def test_a_16x16_checkpoint_samples_at_its_own_size(tmp_path):
     import torch
 
     from snippets import checkpoint as ckpt
     from snippets.guidance import cfg_model
     from snippets.sampling import SAMPLERS
 
-    loaded = ckpt.load_checkpoint(SHIPPED)
+    run = tmp_path / "run16"
+    argv = ["train", "--steps", "1", *TINY_ARGS, "--preset", "digits"]
+    assert main([*argv, "--class-conditional", "--out", str(run)]) == 0
+    loaded = ckpt.load_checkpoint(run)
     assert loaded.upsample_to is None and loaded.model.config["sample_size"] == 16
     images = ckpt.generate(
         loaded, 2, "ddim", 2, generator=torch.Generator().manual_seed(0)

@@ -183,15 +183,16 @@ def _fixed_loss(model, images, labels, alpha_bar) -> float:
 def test_fine_tuning_the_shipped_model_lowers_its_loss_on_thick_digits():
     torch.set_num_threads(1)
     alpha_bar = NoiseSchedule.from_name("cosine", 1000).alpha_bar
-    thick, labels = load_transformed_digits("test", "thick")
-    plain = load_digits("test")[0]
+    size = read_config(SHIPPED)["model"]["sample_size"]  # the network's: 8x8
+    thick, labels = load_transformed_digits("test", "thick", image_size=size)
+    plain = load_digits("test", image_size=size)[0]
     thick, plain, labels = thick[:128], plain[:128], labels[:128]
     model = UNet(**read_config(SHIPPED)["model"])
     init_from_checkpoint(model, SHIPPED, "v_prediction", "cosine", 1000)
     on_plain = _fixed_loss(model, plain, labels, alpha_bar)
     on_thick = _fixed_loss(model, thick, labels, alpha_bar)
     assert on_thick > 1.5 * on_plain, "thick digits are not new to the shipped model"
-    images, train_labels = load_transformed_digits("train", "thick")
+    images, train_labels = load_transformed_digits("train", "thick", image_size=size)
     train(
         model.train(),
         images,

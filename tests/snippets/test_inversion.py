@@ -126,7 +126,8 @@ def shipped_round_trip_errors():
     """RMS reconstruction error of 4 held-out digits after inversion + DDIM, per number of steps."""
     checkpoint = load_checkpoint(CHECKPOINT)
     images, labels = load_digits("test")
-    images, labels = images[:4], labels[:4]
+    # at the network's size (the digits' native 8x8): exact for the data
+    images, labels = checkpoint.to_model(images[:4]), labels[:4]
     model = cfg_model(checkpoint.model, labels, 1.0, checkpoint.num_classes)
     errors = {}
     for steps in (2, 5, 10):
@@ -152,7 +153,7 @@ def test_round_trip_error_on_the_shipped_model_shrinks_as_steps_grow(
 def test_round_trip_error_on_the_shipped_model_is_within_its_measured_bound(
     shipped_round_trip_errors,
 ):
-    # measured: 0.085 at 10 steps on these 4 digits; on the first 16 held-out digits 0.17 (2 steps),
-    # 0.10 (5), 0.071 (10), 0.050 (20), 0.036 (50), then 0.044 (100: clipping x0_hat no longer helps)
+    # measured on these 4 digits at the network's 8x8: 0.21 (2 steps), 0.14 (5), 0.097 (10),
+    # 0.062 (20), 0.054 (50); the editing_digits benchmark measures 24 digits at 16x16
     errors = shipped_round_trip_errors
-    assert errors[10] < 0.1
+    assert errors[10] < 0.12

@@ -192,7 +192,7 @@ def test_pipeline_equals_our_ddpm_sampler_on_the_same_noise(ours, pipeline):
         output_type="pt",
     ).images
     generator = torch.Generator().manual_seed(0)
-    x_T = torch.randn((3, 1, 16, 16), generator=generator)
+    x_T = torch.randn((3, 1, ours.image_size, ours.image_size), generator=generator)
     null = torch.full((3,), ours.num_classes)
     with torch.no_grad():
         x0 = ddpm_sample(
@@ -237,7 +237,7 @@ def test_loop_with_labels_and_guidance_equals_our_sampler_with_cfg(ours, unet):
         generator=torch.Generator().manual_seed(1),
     )
     generator = torch.Generator().manual_seed(1)
-    x_T = torch.randn((3, 1, 16, 16), generator=generator)
+    x_T = torch.randn((3, 1, ours.image_size, ours.image_size), generator=generator)
     expected = ddpm_sample(
         cfg_model(ours.model, labels, 3.0, ours.num_classes),
         x_T,
@@ -255,7 +255,7 @@ def test_loop_with_a_ddim_scheduler_from_config_equals_our_ddim(ours, pipeline):
         pipeline.unet, scheduler, 2, 5, generator=torch.Generator().manual_seed(3)
     )
     generator = torch.Generator().manual_seed(3)
-    x_T = torch.randn((2, 1, 16, 16), generator=generator)
+    x_T = torch.randn((2, 1, ours.image_size, ours.image_size), generator=generator)
     null = torch.full((2,), ours.num_classes)
     with torch.no_grad():
         expected = ddim_sample(
