@@ -1,7 +1,7 @@
 """Figures for the "Introduction to Diffusers" page, made with diffusers and the tested code in ``snippets/``.
 
-Run from the repository root (9 minutes measured on the shared 2-core CPU, 4 of them CPU time;
-most of it the training run and the 1000-step pipelines)::
+Run from the repository root (minutes on a 2-core CPU, most of them the course's training run
+and the 1000-step pipelines)::
 
     python docs/figures/make_diffusers_figures.py     # writes docs/figures/diffusers/*.svg, *.png
     python docs/figures/make_diffusers_figures.py course_training   # only those figures
