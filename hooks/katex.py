@@ -494,6 +494,23 @@ def without_empty_page_entries(docs: list[dict]) -> list[dict]:
     return kept
 
 
+def without_repeats(docs: list[dict]) -> list[dict]:
+    """The index's entries without a second entry of the same title and text.
+
+    A function re-exported by another module (`snippets.sampling` re-exports the Karras and
+    DPM-Solver samplers) is documented on both modules' pages; search needs it once, at the
+    module that defines it (the first, in the reference's order).
+    """
+    seen, kept = set(), []
+    for doc in docs:
+        key = (doc["title"], doc["text"])
+        if doc["text"] and key in seen:
+            continue
+        seen.add(key)
+        kept.append(doc)
+    return kept
+
+
 def katex_css() -> str:
     """KaTeX's stylesheet with each font's `src` cut to its woff2 file (every browser since 2016)."""
     css = (KATEX_DIST / "katex.min.css").read_text(encoding="utf-8")
@@ -514,8 +531,9 @@ def on_post_build(config):
 
     Material writes ``search/search_index.json`` with every non-ASCII character escaped (six bytes
     for an α); the same JSON in UTF-8 is what the search worker reads, a few percent smaller.
-    An API entry's text loses the name its title shows (``without_title``), and a page entry
-    with no text of its own gives way to its first section (``without_empty_page_entries``).
+    An API entry's text loses the name its title shows (``without_title``), a page entry with
+    no text of its own gives way to its first section (``without_empty_page_entries``), and an
+    entry repeated word for word (a re-exported function) is kept once (``without_repeats``).
     """
     index = Path(config["site_dir"]) / "search" / "search_index.json"
     if index.is_file():
@@ -528,7 +546,7 @@ def on_post_build(config):
                     " ".join(doc["text"].split()),
                 ),
             )
-        data["docs"] = without_empty_page_entries(data.get("docs", []))
+        data["docs"] = without_repeats(without_empty_page_entries(data.get("docs", [])))
         index.write_text(
             json.dumps(data, ensure_ascii=False, separators=(",", ":")),
             encoding="utf-8",

@@ -487,3 +487,31 @@ def test_search_leaves_out_an_embedded_results_block_and_keeps_the_prose_around_
         "What the benchmark measures." in indexed
         and "python -m benchmarks x" in indexed
     )
+
+
+def test_a_re_exported_function_is_indexed_once_at_its_defining_module():
+    docs = [
+        {
+            "location": "reference/karras/#k.euler",
+            "title": "euler",
+            "text": "(x) Euler.",
+        },
+        {
+            "location": "reference/sampling/#s.euler",
+            "title": "euler",
+            "text": "(x) Euler.",
+        },
+        {
+            "location": "reference/sampling/#s.ddim",
+            "title": "ddim",
+            "text": "(x) Euler.",
+        },
+        {"location": "a/", "title": "A", "text": ""},
+        {"location": "b/", "title": "A", "text": ""},
+    ]
+    assert [d["location"] for d in katex.without_repeats(docs)] == [
+        "reference/karras/#k.euler",
+        "reference/sampling/#s.ddim",  # same text, another name: kept
+        "a/",
+        "b/",  # empty entries are pages: kept
+    ]
