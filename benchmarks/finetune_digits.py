@@ -42,6 +42,7 @@ import torch
 
 from snippets.checkpoint import Checkpoint, generate, read_config
 from snippets.data import load_digits
+from snippets.fast_digits import upsample_digits
 from snippets.finetuning import (
     finetune_config,
     init_from_checkpoint,
@@ -147,6 +148,13 @@ def _run(fast: bool, arms=ARMS, rows: list[dict] | None = None, out=None) -> dic
         "old": digit_metrics(load_digits("train")[0][pick], classifier)["fid"],
         "new_vs_old": digit_metrics(images[pick], classifier, refs["old"])["fid"],
     }
+    if s["upsample_to"] is not None:
+        # the closest a model of the network's size can come: the same thick train digits
+        # brought to its size (least squares) and upsampled back
+        held = load_transformed_digits("train", TRANSFORM, s["image_size"])[0][pick]
+        floors["new_at_model_size"] = digit_metrics(
+            upsample_digits(held, s["upsample_to"]), classifier, refs["new"]
+        )["fid"]
     shipped = read_config(CHECKPOINT)
     if rows is None:
         rows = [row for arm in arms for row in run_arm(arm, fast, out)]
@@ -276,11 +284,20 @@ def markdown(record: dict) -> str:
             f"| {row['learning_rate']:g} | {row['fid_new']:.1f} | {row['fid_old']:.1f} "
             f"| {row['confidence']:.3f} |"
         )
+    held = ""
+    if "new_at_model_size" in f:
+        side = r["image_size"]
+        held = (
+            f"; thick train digits held at the network's {side}x{side} and upsampled, vs "
+            f"thick test {f['new_at_model_size']:.1f} (the closest a model of that size "
+            "can come)"
+        )
     lines += [
         "",
         f"Floors ({r['n_samples']} real digits): thick train vs thick test "
         f"{f['new']:.1f}; train vs test {f['old']:.1f}; thick train vs the original test "
-        f"split {f['new_vs_old']:.1f}. Transform {r['transform']!r}, batch {r['batch_size']}, "
+        f"split {f['new_vs_old']:.1f}{held}. Transform {r['transform']!r}, "
+        f"batch {r['batch_size']}, "
         f"constant learning rate after {r['warmup_steps']} warmup steps, "
         f"{r['n_samples']} samples per row (labels i % 10, seed {r['seed']}), {r['sampler']} "
         f"with {r['sampler_steps']} steps; CPU-seconds are process time on "

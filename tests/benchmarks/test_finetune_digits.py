@@ -89,6 +89,9 @@ def test_an_8x8_shipped_model_fine_tunes_at_8x8_and_is_scored_at_16x16(
     monkeypatch.setattr(finetune_digits, "CHECKPOINT", fast_digits_checkpoint)
     r = finetune_digits.run(fast=True)
     assert (r["image_size"], r["upsample_to"]) == (8, 16)
+    # the thick digits as an 8x8 model can hold them: a floor of their own, in the table
+    assert r["floors"]["new_at_model_size"] > 0
+    assert "held at the network's 8x8" in markdown({"results": r})
     assert [(row["arm"], row["steps"]) for row in r["rows"]] == [
         (arm, steps) for arm in ARMS for steps in (0, 2)
     ]
