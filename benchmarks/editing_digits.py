@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import repo_relative
 from snippets.checkpoint import load_checkpoint
 from snippets.data import load_digits
 from snippets.inpainting import inpaint, repaint
@@ -98,14 +99,6 @@ def read(classifier, images: torch.Tensor, labels: torch.Tensor) -> dict:
         "accuracy": float((p.argmax(-1) == labels).float().mean()),
         "confidence": float(p.max(-1).values.mean()),
     }
-
-
-def _shown(folder: Path) -> str:
-    """The checkpoint's folder relative to the repository where it lies inside it."""
-    try:
-        return folder.resolve().relative_to(HERE.parent).as_posix()
-    except ValueError:
-        return str(folder)
 
 
 def run(fast: bool = False, checkpoint: str | Path = CHECKPOINT) -> dict:
@@ -282,7 +275,7 @@ def _run(cfg: dict, folder: Path) -> dict:
     seconds["interpolation"] = round(time.perf_counter() - start, 1)
 
     return {
-        "checkpoint": _shown(folder),
+        "checkpoint": repo_relative(folder),
         "checkpoint_step": checkpoint.config["step"],
         "settings": {key: value for key, value in cfg.items()},
         "image_size": size,

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from benchmarks import repo_relative
 from snippets.checkpoint import load_checkpoint
 from snippets.classifier_guidance import (
     NOISY_CLASSIFIER_DIR,
@@ -92,14 +93,6 @@ class Counting(nn.Module):
 
             out.register_hook(count)
         return out
-
-
-def _shown(folder: Path) -> str:
-    """A folder relative to the repository where it lies inside it."""
-    try:
-        return folder.resolve().relative_to(HERE.parent).as_posix()
-    except ValueError:
-        return str(folder)
 
 
 def run(
@@ -274,8 +267,8 @@ def _run(fast: bool, folder: Path, noisy_folder: str | Path | None) -> dict:
         )
     real_ink = ink(load_digits("test")[0])
     return {
-        "checkpoint": _shown(folder),
-        "noisy_classifier": _shown(Path(noisy_folder or NOISY_CLASSIFIER_DIR)),
+        "checkpoint": repo_relative(folder),
+        "noisy_classifier": repo_relative(Path(noisy_folder or NOISY_CLASSIFIER_DIR)),
         "image_size": size,
         "data_size": checkpoint.data_size,
         "n_samples": n,

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from benchmarks import repo_relative
 from snippets.checkpoint import generate, load_checkpoint
 from snippets.metrics import digit_metrics, fid_floor, load_classifier
 
@@ -213,7 +214,7 @@ def _run(fast: bool, out: Path | None, device: str) -> dict:
         "reference": f"{reference['sampler']}-{reference['steps']}",
         "rows": rows,
         "targets": targets,
-        "plot": _relative(plot),
+        "plot": repo_relative(plot),
     }
 
 
@@ -366,11 +367,6 @@ def markdown(record: dict) -> str:
 
 def _names(names: list[str]) -> str:
     return ", ".join(names) if names else "none"
-
-
-def _relative(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 if __name__ == "__main__":
