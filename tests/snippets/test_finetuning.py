@@ -15,6 +15,7 @@ from snippets.finetuning import (
     TRANSFORM_NAMES,
     init_from_checkpoint,
     load_transformed_digits,
+    transform_at_data_size,
     transform_images,
 )
 from snippets.schedules import NoiseSchedule
@@ -261,3 +262,47 @@ def test_cli_refuses_bad_fine_tuning_options(tiny_checkpoint, tmp_path, capsys):
         main([*base, "--out", str(tmp_path / "d"), "--transform", "fat"])
     assert info.value.code == 2
     assert "--transform" in capsys.readouterr().err
+
+
+def test_an_8x8_model_learns_the_16x16_transform_brought_to_8x8():
+    from snippets.fast_digits import downsample_digits, upsample_digits
+
+    x8, _ = load_digits("test", image_size=8)
+    x16, _ = load_digits("test", image_size=16)
+    # rotation and inversion commute with the resize: the 8x8 result is exact
+    for name in ("rotate90", "invert"):
+        assert torch.allclose(
+            transform_at_data_size(x8, name, 16), transform_images(x8, name), atol=1e-5
+        )
+    # thick strokes do not: the least-squares 8x8 version of the 16x16 thick digits, which
+    # upsamples much closer to them than thickening the 8x8 scans does
+    thick16 = transform_images(x16, "thick")
+    held = transform_at_data_size(x8, "thick", 16)
+    assert torch.equal(held, downsample_digits(thick16).clamp(-1, 1))
+    assert torch.equal(load_transformed_digits("test", "thick", 8)[0], held)
+    near = (upsample_digits(held) - thick16).pow(2).mean().sqrt()
+    far = (
+        (upsample_digits(transform_images(x8, "thick")) - thick16).pow(2).mean().sqrt()
+    )
+    assert near < 0.5 * far
+    assert torch.equal(transform_at_data_size(x16, "thick"), thick16)  # no data_size
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (
+            lambda: transform_at_data_size(torch.full((1, 1, 8, 8), 2.0), "thick", 16),
+            "images",
+        ),
+        (lambda: transform_at_data_size(torch.zeros(1, 1, 8, 8), "fat", 16), "name"),
+        (
+            lambda: transform_at_data_size(torch.zeros(1, 1, 8, 8), "thick", 4),
+            "data_size",
+        ),
+        (lambda: load_transformed_digits("test", "thick", 12), "image_size"),
+    ],
+)
+def test_transform_at_data_size_rejects_bad_input_naming_it(call, name):
+    with pytest.raises((ValueError, TypeError), match=name):
+        call()
